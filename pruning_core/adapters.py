@@ -1,0 +1,116 @@
+"""Per-architecture description of where the attention heads live.
+
+An adapter names the encoder's layer list, each layer's attention core (the module computing the
+per-head context vectors), its q/k/v projections and the attention output projection, whose input
+is the concatenation of the heads' context vectors: the place where head gates act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .errors import ModelLoadError
+
+
+def _get(module: nn.Module, dotted: str) -> nn.Module:
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _set(module: nn.Module, dotted: str, value: nn.Module) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        module = getattr(module, part)
+    setattr(module, last, value)
+
+
+@dataclass(frozen=True)
+class ArchAdapter:
+    """Where a BERT-family architecture keeps its heads (paths relative to ``model.base_model``)."""
+
+    name: str
+    model_types: tuple[str, ...]
+    layers_path: str
+    core_path: str
+    qkv_names: tuple[str, str, str]
+    out_proj_path: str
+    heads_attr: str
+    hidden_attr: str
+    heads_count_attrs: tuple[str, ...]
+
+    def layers(self, model: nn.Module) -> list[nn.Module]:
+        """The encoder layers of a (sequence-classification) model, bottom first."""
+        return list(_get(model.base_model, self.layers_path))
+
+    def attention_core(self, layer: nn.Module) -> nn.Module:
+        return _get(layer, self.core_path)
+
+    def set_attention_core(self, layer: nn.Module, module: nn.Module) -> None:
+        _set(layer, self.core_path, module)
+
+    def qkv(self, layer: nn.Module) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
+        core = self.attention_core(layer)
+        q, k, v = (getattr(core, name) for name in self.qkv_names)
+        return q, k, v
+
+    def out_proj(self, layer: nn.Module) -> nn.Linear:
+        return _get(layer, self.out_proj_path)
+
+    def out_proj_inside_core(self) -> bool:
+        return self.out_proj_path.startswith(self.core_path + ".")
+
+    def num_heads(self, config) -> int:
+        return int(getattr(config, self.heads_attr))
+
+    def num_layers(self, config) -> int:
+        return int(getattr(config, "num_hidden_layers", getattr(config, "n_layers", 0)))
+
+    def head_dim(self, config) -> int:
+        return int(getattr(config, self.hidden_attr)) // self.num_heads(config)
+
+
+_BERT_LIKE = dict(
+    layers_path="encoder.layer",
+    core_path="attention.self",
+    qkv_names=("query", "key", "value"),
+    out_proj_path="attention.output.dense",
+    heads_attr="num_attention_heads",
+    hidden_attr="hidden_size",
+    heads_count_attrs=("num_attention_heads",),
+)
+
+ADAPTERS: dict[str, ArchAdapter] = {
+    "bert": ArchAdapter(name="BERT", model_types=("bert",), **_BERT_LIKE),
+    "roberta": ArchAdapter(name="RoBERTa", model_types=("roberta",), **_BERT_LIKE),
+    "xlm-roberta": ArchAdapter(name="XLM-R", model_types=("xlm-roberta",), **_BERT_LIKE),
+    "electra": ArchAdapter(name="ELECTRA", model_types=("electra",), **_BERT_LIKE),
+    "distilbert": ArchAdapter(
+        name="DistilBERT",
+        model_types=("distilbert",),
+        layers_path="transformer.layer",
+        core_path="attention",
+        qkv_names=("q_lin", "k_lin", "v_lin"),
+        out_proj_path="attention.out_lin",
+        heads_attr="n_heads",
+        hidden_attr="dim",
+        heads_count_attrs=("n_heads",),
+    ),
+}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(ADAPTERS)
+
+
+def adapter_for(model_type: str) -> ArchAdapter:
+    """The adapter of a ``config.model_type``, or a clear error naming what is supported."""
+    try:
+        return ADAPTERS[model_type]
+    except KeyError:
+        raise ModelLoadError(
+            f"Architecture {model_type!r} is not supported. bhpvas supports sequence classifiers of type: "
+            f"{', '.join(supported_model_types())}."
+        ) from None

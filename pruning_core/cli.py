@@ -1,0 +1,279 @@
+"""Command line: ``python -m pruning_core {prepare-demo,evaluate,prune,attention} ...``.
+
+Every command has ``--help`` and ``--json``; expected failures print one clear line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="demo", help="'demo', a local model folder, or a hub id (default: demo)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="sst2", help="'sst2' (bundled dev set), 'sst2:train', a CSV/TSV/JSONL file, or a hub id")
+    parser.add_argument("--text-column", default=None, help="text column (inferred when unambiguous)")
+    parser.add_argument("--text-pair-column", default=None, help="second text column for sentence pairs")
+    parser.add_argument("--label-column", default=None, help="label column (inferred when unambiguous)")
+    parser.add_argument("--split", default="validation", help="split of a hub dataset (default: validation)")
+    parser.add_argument("--max-rows", type=int, default=None, help="use only the first N rows")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pruning_core", description="bhpvas: analyse and prune attention heads of BERT-family classifiers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("prepare-demo", help="fine-tune the embedded demo model (all-MiniLM-L6-v2 on SST-2)")
+    demo.add_argument("--out", default=None, help="output folder (default: the package's demo folder)")
+    demo.add_argument("--epochs", type=float, default=1.0)
+    demo.add_argument("--lr", type=float, default=8e-5)
+    demo.add_argument("--batch-size", type=int, default=32)
+    demo.add_argument("--max-length", type=int, default=66)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows (for a quick try)")
+    _add_output(demo)
+
+    ev = sub.add_parser("evaluate", help="masked evaluation: accuracy, loss, agreement with the full model")
+    _add_model(ev)
+    _add_data(ev)
+    ev.add_argument("--scheme", default=None, help="scheme JSON file whose heads are gated off")
+    ev.add_argument("--no-cache", action="store_true", help="recompute instead of reading the result cache")
+    _add_output(ev)
+
+    pr = sub.add_parser("prune", help="physically remove the heads of a scheme and save the model")
+    _add_model(pr)
+    pr.add_argument("--scheme", required=True, help="scheme JSON file")
+    pr.add_argument("--out", required=True, help="output folder for the pruned model")
+    pr.add_argument("--latency", action="store_true", help="also measure full vs pruned latency (batch 1/32, length 64/128)")
+    _add_output(pr)
+
+    at = sub.add_parser("attention", help="attention maps of one input, or per-head statistics over a dataset")
+    _add_model(at)
+    _add_data(at)
+    at.add_argument("--text", default=None, help="one input text: print its per-head attention")
+    at.add_argument("--text-pair", default=None, help="second text of a sentence pair")
+    at.add_argument("--layer", type=int, default=None, help="only this layer (with --text)")
+    at.add_argument("--head", type=int, default=None, help="only this head (with --text)")
+    at.add_argument("--scheme", default=None, help="scheme JSON file whose heads are gated off")
+    _add_output(at)
+    return parser
+
+
+def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    from .progress import tqdm_progress
+
+    return tqdm_progress(description, disable=args.no_progress or not sys.stderr.isatty() and args.json)
+
+
+def _load(args: argparse.Namespace):
+    from .loading import load_model
+
+    return load_model(args.model, device=args.device)
+
+
+def _dataset(args: argparse.Namespace):
+    from .data import load_dataset
+
+    return load_dataset(args.data, args.text_column, args.text_pair_column, args.label_column, split=args.split, max_rows=args.max_rows)
+
+
+def _scheme(args: argparse.Namespace, lm):
+    from .schemes import Scheme
+
+    if not args.scheme:
+        return None
+    scheme = Scheme.from_file(args.scheme)
+    scheme.check_fits(lm.num_layers, lm.num_heads)
+    return scheme
+
+
+def cmd_prepare_demo(args: argparse.Namespace) -> dict[str, Any]:
+    from .demo import DEMO_DIR, Recipe, prepare_demo
+
+    recipe = Recipe(
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        train_rows=args.train_rows,
+    )
+    report, close = _progress(args, "fine-tuning demo")
+    try:
+        card = prepare_demo(Path(args.out) if args.out else DEMO_DIR, recipe, report)
+    finally:
+        close()
+    return card
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from .cache import DiskCache
+    from .evaluation import evaluate
+
+    lm = _load(args)
+    dataset = _dataset(args)
+    scheme = _scheme(args, lm)
+    report, close = _progress(args, "evaluating")
+    try:
+        result = evaluate(lm, dataset, scheme, progress=report, cache=DiskCache(enabled=not args.no_cache))
+    finally:
+        close()
+    return {"model": args.model, "data": dataset.name, **result.summary(), "heads_total": lm.num_layers * lm.num_heads}
+
+
+def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
+    from .efficiency import compare_efficiency, count_parameters, efficiency_report, encoder_macs
+    from .pruning import prune_heads, save_pruned
+
+    lm = _load(args)
+    scheme = _scheme(args, lm)
+    pruned = prune_heads(lm, scheme)
+    out = save_pruned(pruned, args.out)
+    result: dict[str, Any] = {
+        "model": args.model,
+        "out": str(out),
+        "heads_removed": len(scheme.pruned),
+        "heads_kept": int(sum(len(k) for k in pruned.kept_heads)),
+        "parameters_full": count_parameters(lm),
+        "parameters_pruned": count_parameters(pruned),
+        "macs_full_len128": encoder_macs(lm, 128),
+        "macs_pruned_len128": encoder_macs(pruned, 128),
+    }
+    if args.latency:
+        result["latency"] = compare_efficiency(efficiency_report(lm), efficiency_report(pruned))
+    return result
+
+
+def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
+    from .attention import PROFILE_NAMES, attention_maps, attention_statistics
+
+    lm = _load(args)
+    scheme = _scheme(args, lm)
+    if args.text is not None:
+        sample = attention_maps(lm, [args.text], [args.text_pair] if args.text_pair else None, scheme)[0]
+        layers = [args.layer] if args.layer is not None else range(lm.num_layers)
+        heads = [args.head] if args.head is not None else range(lm.num_heads)
+        for name, value, limit in (("layer", args.layer, lm.num_layers), ("head", args.head, lm.num_heads)):
+            if value is not None and not 0 <= value < limit:
+                from .errors import BhpvasError
+
+                raise BhpvasError(f"--{name} {value} is out of range: the model has {limit} {name}s (counting from 0).")
+        maps = {f"{layer}.{head}": np.round(sample.attention[layer, head], 4).tolist() for layer in layers for head in heads}
+        return {"tokens": sample.tokens, "attention": maps}
+    dataset = _dataset(args)
+    report, close = _progress(args, "attention statistics")
+    try:
+        stats = attention_statistics(lm, dataset, scheme, progress=report)
+    finally:
+        close()
+    heads = []
+    for layer in range(lm.num_layers):
+        for head in range(lm.num_heads):
+            profile = stats.mean_profile[layer, head]
+            heads.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "entropy": round(float(stats.mean_entropy[layer, head]), 4),
+                    "distance": round(float(stats.mean_distance[layer, head]), 4),
+                    **{f"to_{n}": round(float(v), 4) for n, v in zip(PROFILE_NAMES, profile, strict=False)},
+                }
+            )
+    return {"data": dataset.name, "n": len(dataset), "heads": heads}
+
+
+def _print_human(command: str, result: dict[str, Any]) -> None:
+    if command == "evaluate":
+        print(
+            f"{result['data']}: accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  agreement {result['agreement']:.4f}  "
+            f"n={result['n']}  heads pruned {result['heads_pruned']}/{result['heads_total']}  ({result['seconds']:.2f} s{', cached' if result['from_cache'] else ''})"
+        )
+        for notice in result["notices"]:
+            print(f"note: {notice}")
+    elif command == "prune":
+        print(f"saved pruned model to {result['out']}: {result['heads_kept']} heads kept, {result['heads_removed']} removed")
+        print(
+            f"parameters {result['parameters_full']:,} -> {result['parameters_pruned']:,}; MACs at length 128 {result['macs_full_len128']:,} -> {result['macs_pruned_len128']:,}"
+        )
+        for row in result.get("latency", []):
+            print(
+                f"batch {row['batch_size']:>3} len {row['seq_len']:>3}: {row['full_ms']:.1f} ms -> {row['pruned_ms']:.1f} ms  speed-up {row['speedup']:.2f}x (MACs ceiling {row['macs_ceiling']:.2f}x)"
+            )
+    elif command == "attention" and "tokens" in result:
+        print("tokens:", " ".join(result["tokens"]))
+        for key, matrix in result["attention"].items():
+            rows = np.asarray(matrix)
+            top = [result["tokens"][int(j)] for j in rows.argmax(axis=1)]
+            print(f"head {key}: each token attends most to -> {' '.join(top)}")
+    elif command == "attention":
+        print(f"{'head':>6} {'entropy':>8} {'dist':>6} " + " ".join(f"{n:>6}" for n in ("cls", "sep", "self", "prev", "next", "other")))
+        for h in result["heads"]:
+            print(
+                f"{h['layer']:>3}.{h['head']:<2} {h['entropy']:>8.3f} {h['distance']:>6.2f} "
+                + " ".join(f"{h['to_' + n]:>6.3f}" for n in ("cls", "sep", "self", "prev", "next", "other"))
+            )
+    else:
+        print(json.dumps(result, indent=2, default=str))
+
+
+COMMANDS = {"prepare-demo": cmd_prepare_demo, "evaluate": cmd_evaluate, "prune": cmd_prune, "attention": cmd_attention}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    from .errors import BhpvasError
+
+    started = time.perf_counter()
+    try:
+        result = COMMANDS[args.command](args)
+    except BhpvasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    result.setdefault("wall_seconds", round(time.perf_counter() - started, 3))
+    if args.json:
+        print(json.dumps(result, indent=2, default=_json_default))
+    else:
+        _print_human(args.command, result)
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,301 @@
+"""Masked evaluation: accuracy, loss, per-sample probabilities and agreement with the full model.
+
+Fast by construction: tokenised once per (model, dataset), length-sorted batches with dynamic
+padding under a token budget, inference mode, and a disk cache keyed by model fingerprint, data
+fingerprint, mask and code version.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .cache import DiskCache, cache_key
+from .data import TextDataset
+from .errors import DataError
+from .loading import LoadedModel
+from .progress import ProgressFn, no_progress
+from .schemes import Scheme
+
+
+@dataclass
+class Encoded:
+    """A tokenised dataset: unpadded token ids per sample, lengths and class ids."""
+
+    input_ids: list[np.ndarray]
+    token_type_ids: list[np.ndarray] | None
+    lengths: np.ndarray
+    labels: np.ndarray
+    truncated: int
+    max_length: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def default_max_length(lm: LoadedModel) -> int:
+    """The longest input the model accepts (at most 512 tokens)."""
+    limit = 512
+    model_max = getattr(lm.tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < limit:
+        limit = model_max
+    positions = getattr(lm.config, "max_position_embeddings", limit)
+    offset = 2 if lm.adapter.model_types[0] in ("roberta", "xlm-roberta") else 0
+    return int(min(limit, positions - offset))
+
+
+def encode(lm: LoadedModel, dataset: TextDataset, max_length: int | None = None) -> Encoded:
+    """Tokenise ``dataset`` for ``lm`` (memoised on the model by data fingerprint and length)."""
+    max_length = max_length or default_max_length(lm)
+    key = (dataset.fingerprint, max_length)
+    cached = lm.encodings.get(key)
+    if cached is not None:
+        return cached
+    labels = dataset.label_ids(lm.label2id, lm.num_labels)
+    texts = list(dataset.texts)
+    pairs = list(dataset.text_pairs) if dataset.text_pairs is not None else None
+    batch = lm.tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    ids = [np.asarray(x, dtype=np.int64) for x in batch["input_ids"]]
+    types = [np.asarray(x, dtype=np.int64) for x in batch["token_type_ids"]] if "token_type_ids" in batch else None
+    lengths = np.asarray([len(x) for x in ids], dtype=np.int64)
+    at_limit = [i for i, n in enumerate(lengths) if n >= max_length]
+    truncated = 0
+    if at_limit:
+        full = lm.tokenizer([texts[i] for i in at_limit], [pairs[i] for i in at_limit] if pairs else None, truncation=False)
+        truncated = sum(len(x) > max_length for x in full["input_ids"])
+    encoded = Encoded(ids, types, lengths, labels, truncated, max_length)
+    lm.encodings[key] = encoded
+    return encoded
+
+
+def length_batches(lengths: np.ndarray, max_tokens: int, max_batch: int = 256) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length whose padded size stays within ``max_tokens``.
+
+    Longest first, so an out-of-memory error shows up on the first batch.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(max_batch, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad the given samples to their longest length."""
+    width = int(encoded.lengths[indices].max())
+    ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(indices), width), dtype=np.int64)
+    types = np.zeros((len(indices), width), dtype=np.int64) if encoded.token_type_ids is not None else None
+    for row, i in enumerate(indices):
+        n = int(encoded.lengths[i])
+        ids[row, :n] = encoded.input_ids[i]
+        attention[row, :n] = 1
+        if types is not None:
+            types[row, :n] = encoded.token_type_ids[i]
+    batch = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(attention).to(device)}
+    if types is not None:
+        batch["token_type_ids"] = torch.from_numpy(types).to(device)
+    return batch
+
+
+def default_max_tokens(device: torch.device) -> int:
+    return 32768 if device.type == "cuda" else 4096
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def forward_logits(
+    lm: LoadedModel,
+    encoded: Encoded,
+    gates: np.ndarray | torch.Tensor | None = None,
+    progress: ProgressFn | None = None,
+    max_tokens: int | None = None,
+    model: torch.nn.Module | None = None,
+) -> np.ndarray:
+    """Logits (samples, classes) in dataset order, with optional head gates.
+
+    The batch budget halves and the batch is retried when the device runs out of memory.
+    """
+    report = progress or no_progress
+    model = model or lm.model
+    budget = max_tokens or default_max_tokens(lm.device)
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
+    pending = length_batches(encoded.lengths, budget)
+    done = 0
+    with torch.inference_mode(), lm.gated(gates, model):
+        while pending:
+            indices = pending.pop(0)
+            try:
+                out = model(**collate(encoded, indices, pad_id, lm.device)).logits
+            except (torch.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_oom(exc) or budget <= int(encoded.lengths[indices].max()):
+                    raise
+                budget //= 2
+                if lm.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                remaining = np.concatenate([indices, *pending]) if pending else indices
+                pending = length_batches_subset(encoded.lengths, remaining, budget)
+                continue
+            logits[indices] = out.float().cpu().numpy()
+            done += len(indices)
+            report(done / len(encoded), f"{done}/{len(encoded)} samples")
+    return logits
+
+
+def length_batches_subset(lengths: np.ndarray, indices: np.ndarray, max_tokens: int) -> list[np.ndarray]:
+    """:func:`length_batches` over a subset of samples, returning dataset indices."""
+    return [indices[b] for b in length_batches(lengths[indices], max_tokens)]
+
+
+@dataclass
+class EvalResult:
+    """Outcome of one masked evaluation."""
+
+    accuracy: float
+    loss: float
+    agreement: float
+    n: int
+    probs: np.ndarray
+    preds: np.ndarray
+    labels: np.ndarray
+    sample_loss: np.ndarray
+    full_preds: np.ndarray
+    keep_mask: np.ndarray
+    seconds: float
+    from_cache: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Probability of the predicted class per sample."""
+        return self.probs[np.arange(self.n), self.preds]
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """Indices of samples whose prediction differs from the full model's."""
+        return np.nonzero(self.preds != self.full_preds)[0]
+
+    @property
+    def heads_pruned(self) -> int:
+        return int((~self.keep_mask).sum())
+
+    def summary(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "agreement": self.agreement,
+            "n": self.n,
+            "heads_pruned": self.heads_pruned,
+            "flipped": int(len(self.flipped)),
+            "seconds": round(self.seconds, 4),
+            "from_cache": self.from_cache,
+            "notices": self.notices,
+        }
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _sample_losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels]
+
+
+def resolve_keep_mask(lm: LoadedModel, scheme: Scheme | np.ndarray | Sequence | None) -> np.ndarray:
+    """The boolean keep-mask of a scheme/mask over the model's heads (absent heads count as pruned)."""
+    present = lm.present_mask()
+    if scheme is None:
+        return present
+    if isinstance(scheme, Scheme):
+        scheme.check_fits(lm.num_layers, lm.num_heads)
+        return scheme.keep_mask() & present
+    mask = np.asarray(scheme, dtype=bool)
+    if mask.shape != lm.shape:
+        from .errors import SchemeError
+
+        raise SchemeError(f"Mask shape {mask.shape} does not match the model's {lm.shape} (layers, heads).")
+    return mask & present
+
+
+def mask_key(keep: np.ndarray) -> str:
+    return "".join("1" if k else "0" for k in keep.ravel())
+
+
+def evaluate(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    scheme: Scheme | np.ndarray | None = None,
+    *,
+    max_length: int | None = None,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+    max_tokens: int | None = None,
+) -> EvalResult:
+    """Evaluate ``lm`` on ``dataset`` with the heads of ``scheme`` gated off.
+
+    Results are cached on disk (``cache``; default: the user cache folder) keyed by model
+    fingerprint, data fingerprint, mask, maximum length and code version.
+    """
+    cache = cache if cache is not None else DiskCache()
+    report = progress or no_progress
+    keep = resolve_keep_mask(lm, scheme)
+    encoded = encode(lm, dataset, max_length)
+    notices = list(dataset.notices)
+    if encoded.truncated:
+        notices.append(f"{encoded.truncated} sample(s) longer than {encoded.max_length} tokens were truncated.")
+    if not keep.any():
+        notices.append("Every head is gated off: the model sees no interaction between tokens.")
+    key = cache_key("eval", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_length=encoded.max_length)
+    hit = cache.get(key)
+    started = time.perf_counter()
+    if hit is not None:
+        arrays, _ = hit
+        logits = arrays["logits"]
+        full_preds = arrays["full_preds"]
+        from_cache = True
+    else:
+        full_mask = lm.present_mask()
+        if np.array_equal(keep, full_mask):
+            logits = forward_logits(lm, encoded, None, report, max_tokens)
+            full_preds = logits.argmax(axis=1)
+        else:
+            full = evaluate(lm, dataset, None, max_length=encoded.max_length, progress=None, cache=cache, max_tokens=max_tokens)
+            full_preds = full.preds
+            logits = forward_logits(lm, encoded, keep, report, max_tokens)
+        cache.put(key, {"logits": logits, "full_preds": full_preds}, {"model": lm.name, "data": dataset.name})
+        from_cache = False
+    labels = encoded.labels
+    preds = logits.argmax(axis=1)
+    losses = _sample_losses(logits.astype(np.float64), labels)
+    if len(labels) == 0:
+        raise DataError("The dataset has no rows to evaluate.")
+    return EvalResult(
+        accuracy=float((preds == labels).mean()),
+        loss=float(losses.mean()),
+        agreement=float((preds == full_preds).mean()),
+        n=len(labels),
+        probs=_softmax(logits.astype(np.float64)).astype(np.float32),
+        preds=preds,
+        labels=labels,
+        sample_loss=losses.astype(np.float32),
+        full_preds=full_preds,
+        keep_mask=keep,
+        seconds=time.perf_counter() - started,
+        from_cache=from_cache,
+        notices=notices,
+    )

@@ -1,0 +1,78 @@
+"""The command line, run in-process: JSON output, pruning round trip, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pruning_core.cli import main
+
+
+def run(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 and "--json" in args else None), err
+
+
+@pytest.fixture()
+def scheme_file(tmp_path):
+    path = tmp_path / "scheme.json"
+    path.write_text(json.dumps({"model": "tiny", "num_layers": 3, "num_heads": 4, "pruned": [[0, 1], [1, 0], [1, 1], [1, 2], [1, 3]]}))
+    return path
+
+
+def test_evaluate_prune_and_evaluate_the_pruned_folder(capsys, tiny_bert_dir, scheme_file, tmp_path):
+    code, masked, _ = run(
+        capsys, "evaluate", "--model", str(tiny_bert_dir), "--max-rows", "40", "--scheme", str(scheme_file), "--json", "--no-progress"
+    )
+    assert code == 0 and masked["n"] == 40 and masked["heads_pruned"] == 5
+    assert {"accuracy", "loss", "agreement"} <= set(masked)
+    out = tmp_path / "pruned"
+    code, pruned, _ = run(capsys, "prune", "--model", str(tiny_bert_dir), "--scheme", str(scheme_file), "--out", str(out), "--json")
+    assert code == 0 and pruned["heads_kept"] == 7 and pruned["parameters_pruned"] < pruned["parameters_full"]
+    code, again, _ = run(capsys, "evaluate", "--model", str(out), "--max-rows", "40", "--json", "--no-progress")
+    assert code == 0 and again["accuracy"] == masked["accuracy"] and abs(again["loss"] - masked["loss"]) < 1e-4
+
+
+def test_scheme_for_another_shape_is_refused(capsys, tiny_bert_dir, tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"num_layers": 12, "num_heads": 12, "pruned": [[0, 0]]}))
+    code, _, err = run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--scheme", str(path))
+    assert code == 2 and "12 layers x 12 heads" in err and "3 x 4" in err and "Traceback" not in err
+
+
+def test_malformed_scheme_and_bad_data(capsys, tiny_bert_dir, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    code, _, err = run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--scheme", str(path))
+    assert code == 2 and "not valid JSON" in err
+    data = tmp_path / "d.csv"
+    data.write_text("txt,label\nhello,neutral\n")
+    code, _, err = run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--data", str(data))
+    assert code == 2 and "not known to the model" in err
+
+
+def test_attention_for_one_text(capsys, tiny_bert_dir):
+    code, result, _ = run(
+        capsys, "attention", "--model", str(tiny_bert_dir), "--text", "a fine film", "--layer", "1", "--head", "2", "--json"
+    )
+    assert code == 0 and result["tokens"] == ["[CLS]", "a", "fine", "film", "[SEP]"]
+    assert list(result["attention"]) == ["1.2"] and len(result["attention"]["1.2"]) == 5
+    code, _, err = run(capsys, "attention", "--model", str(tiny_bert_dir), "--text", "x", "--layer", "9")
+    assert code == 2 and "out of range" in err
+
+
+def test_attention_statistics_over_data(capsys, tiny_bert_dir):
+    code, result, _ = run(capsys, "attention", "--model", str(tiny_bert_dir), "--max-rows", "10", "--json", "--no-progress")
+    assert code == 0 and len(result["heads"]) == 12
+    head = result["heads"][0]
+    assert abs(sum(head[f"to_{n}"] for n in ("cls", "sep", "self", "prev", "next", "other")) - 1) < 1e-3
+
+
+def test_help_for_every_command(capsys):
+    for command in ("prepare-demo", "evaluate", "prune", "attention"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert "--json" in capsys.readouterr().out

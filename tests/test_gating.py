@@ -1,0 +1,121 @@
+"""Head gating: equals zeroing a head's context by hand, leaves the model untouched, thread-safe."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from pruning_core.evaluation import encode, forward_logits
+
+
+def _manual_zeroing(lm, heads):
+    """Forward pre-hooks, written independently of pruning_core, that zero the given heads' context."""
+    handles = []
+    for layer_index, layer in enumerate(lm.adapter.layers(lm.model)):
+        dead = [h for (l_, h) in heads if l_ == layer_index]
+        if not dead:
+            continue
+
+        def hook(module, args, dead=dead):
+            context = args[0].clone()
+            for h in dead:
+                context[..., h * lm.head_dim : (h + 1) * lm.head_dim] = 0
+            return (context,)
+
+        handles.append(lm.adapter.out_proj(layer).register_forward_pre_hook(hook))
+    return handles
+
+
+def _all_hooks(model):
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+
+
+def test_gating_equals_zeroing_context_by_hand(tiny_bert, sst2_small):
+    lm = tiny_bert
+    encoded = encode(lm, sst2_small)
+    heads = [(0, 1), (1, 0), (1, 3), (2, 2)]
+    keep = np.ones(lm.shape, dtype=bool)
+    for layer, head in heads:
+        keep[layer, head] = False
+    gated = forward_logits(lm, encoded, keep)
+    handles = _manual_zeroing(lm, heads)
+    try:
+        by_hand = forward_logits(lm, encoded, None)
+    finally:
+        for handle in handles:
+            handle.remove()
+    full = forward_logits(lm, encoded, None)
+    assert np.abs(gated - by_hand).max() <= 1e-6
+    assert np.abs(gated - full).max() > 1e-4, "gating must change the output"
+
+
+def test_gated_context_leaves_model_exactly_as_it_was(tiny_bert, sst2_small):
+    lm = tiny_bert
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    hooks_before = _all_hooks(lm.model)
+    keep = np.zeros(lm.shape, dtype=bool)
+    keep[0, 0] = True
+    with lm.gated(keep):
+        assert _all_hooks(lm.model) == hooks_before + lm.num_layers
+    assert _all_hooks(lm.model) == hooks_before
+    after = lm.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_fractional_gates_scale_the_context(tiny_bert, sst2_small):
+    lm = tiny_bert
+    encoded = encode(lm, sst2_small)
+    ones = np.ones(lm.shape, dtype=np.float32)
+    assert np.abs(forward_logits(lm, encoded, ones) - forward_logits(lm, encoded, None)).max() == 0
+    half = ones.copy()
+    half[1, 2] = 0.5
+    zero = ones.copy()
+    zero[1, 2] = 0.0
+    out_half, out_zero, out_full = (forward_logits(lm, encoded, g) for g in (half, zero, ones))
+    assert 0 < np.abs(out_half - out_full).max() < np.abs(out_zero - out_full).max()
+
+
+def test_gates_carry_gradients(tiny_bert, sst2_small):
+    lm = tiny_bert
+    encoded = encode(lm, sst2_small)
+    from pruning_core.evaluation import collate
+
+    batch = collate(encoded, np.arange(8), 0, lm.device)
+    gates = torch.ones(lm.shape, requires_grad=True)
+    with lm.gated(gates):
+        loss = lm.model(**batch, labels=torch.as_tensor(encoded.labels[:8])).loss
+    loss.backward()
+    assert gates.grad is not None and gates.grad.abs().sum() > 0
+
+
+def test_concurrent_gated_evaluation_equals_serial(tiny_bert, sst2_small):
+    lm = tiny_bert
+    encoded = encode(lm, sst2_small)
+    rng = np.random.default_rng(0)
+    masks = [rng.random(lm.shape) > 0.4 for _ in range(4)]
+    masks[0][:] = True
+    serial = [forward_logits(lm, encoded, m, max_tokens=256) for m in masks]
+    results: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker(i: int) -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                results[i].append(forward_logits(lm, encoded, masks[i], max_tokens=256))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(4):
+        for out in results[i]:
+            assert np.abs(out - serial[i]).max() <= 1e-6
+    assert _all_hooks(lm.model) == 0
