@@ -86,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--head", type=int, default=None, help="only this head (with --text)")
     at.add_argument("--scheme", default=None, help="scheme JSON file whose heads are gated off")
     _add_output(at)
+    an = sub.add_parser("analyze", help="all per-head evidence (importance, stability, similarity, roles, alignment) as a bundle")
+    _add_model(an)
+    _add_data(an)
+    an.add_argument("--out", default=None, help="folder for the bundle (bundle.json, scores.csv, arrays.npz)")
+    an.add_argument("--similarity-tokens", type=int, default=4096, help="tokens sampled for CKA (default 4096, at least 2000 advised)")
+    an.add_argument("--role-sentences", type=int, default=100, help="sentences N for the role t-tests (default 100)")
+    an.add_argument("--alignment-sentences", type=int, default=500, help="sentences for dependency alignment (default 500)")
+    an.add_argument("--tau", type=float, default=3.0, help="role threshold on the mean sieve score (default 3)")
+    an.add_argument("--seed", type=int, default=0)
+    _add_output(an)
     return parser
 
 
@@ -212,6 +222,23 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
     return {"data": dataset.name, "n": len(dataset), "heads": heads}
 
 
+def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
+    from .analysis import AnalysisParams, analyze
+
+    lm = _load(args)
+    dataset = _dataset(args)
+    params = AnalysisParams(args.similarity_tokens, args.role_sentences, args.alignment_sentences, args.tau, args.seed)
+    report, close = _progress(args, "analysis")
+    try:
+        bundle = analyze(lm, dataset, params, progress=report)
+    finally:
+        close()
+    result = bundle.summary()
+    if args.out:
+        result["out"] = str(bundle.save(args.out))
+    return result
+
+
 def _print_human(command: str, result: dict[str, Any]) -> None:
     if command == "evaluate":
         print(
@@ -242,11 +269,26 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
                 f"{h['layer']:>3}.{h['head']:<2} {h['entropy']:>8.3f} {h['distance']:>6.2f} "
                 + " ".join(f"{h['to_' + n]:>6.3f}" for n in ("cls", "sep", "self", "prev", "next", "other"))
             )
+    elif command == "analyze":
+        print(f"{result['data']}: {result['heads']} heads analysed; head map by {result['map_method']}")
+        for name, ranked in result["ranked"].items():
+            print(f"{name:>10}: top {' '.join(ranked['top'])} | bottom {' '.join(ranked['bottom'])}")
+        print("roles:", ", ".join(f"{k} {v}" for k, v in result["role_counts"].items()))
+        print("spearman:", ", ".join(f"{k} {v}" for k, v in result["spearman"].items()))
+        print("seconds:", ", ".join(f"{k} {v}" for k, v in result["timings"].items()))
+        if "out" in result:
+            print(f"bundle written to {result['out']}")
     else:
         print(json.dumps(result, indent=2, default=str))
 
 
-COMMANDS = {"prepare-demo": cmd_prepare_demo, "evaluate": cmd_evaluate, "prune": cmd_prune, "attention": cmd_attention}
+COMMANDS = {
+    "prepare-demo": cmd_prepare_demo,
+    "evaluate": cmd_evaluate,
+    "prune": cmd_prune,
+    "attention": cmd_attention,
+    "analyze": cmd_analyze,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,278 @@
+"""Functional roles (Pande et al. 2021, "heads hypothesis") and dependency alignment (Clark et al. 2019).
+
+Sieve score beta per sentence and head: the mean attention a role's (query, key) pairs receive,
+times the sequence length n, so uniform attention scores 1.
+- local: keys i-2..i+2 of each query i;
+- delimiter: keys that are [CLS] or separators;
+- syntactic: word-level attention from each dependent to its governor (spaCy pairs; wordpieces
+  merged: sum over the target's pieces, mean over the source's);
+- block (sentence pairs only): mass on the query's own segment, divided by its uniform share,
+  times the row entropy divided by ln n.
+A head has a role when a one-sided t-test of mean(beta) > tau over N sentences gives p < 0.05.
+
+Dependency alignment: for relation r, the share of (dependent, governor) pairs where the head's
+largest word-level attention from the dependent (excluding itself; special tokens are not words)
+lands on the governor, and likewise from governor to dependent; next to the best fixed-offset
+baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .attention import capture_attention, special_ids
+from .cache import DiskCache, cache_key
+from .data import TextDataset
+from .evaluation import mask_key, resolve_keep_mask
+from .loading import LoadedModel
+from .progress import ProgressFn, no_progress
+from .schemes import Scheme
+from .syntax import Parse, parse, piece_to_word, word_attention
+
+ROLES = ("local", "delimiter", "syntactic", "block")
+RELATIONS = ("nsubj", "dobj", "amod", "advmod", "det", "prep", "pobj", "poss", "aux", "compound", "all")
+DIRECTIONS = ("dep->gov", "gov->dep")
+MAX_OFFSET = 5
+
+
+def sieve_scores(
+    attention: np.ndarray,
+    delimiter: np.ndarray,
+    word_attn: np.ndarray | None = None,
+    dependency_pairs: list[tuple[int, int]] | None = None,
+    segments: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sieve scores (heads, 4) of one sentence in :data:`ROLES` order (NaN where undefined).
+
+    ``attention`` (heads, n, n) over the n real tokens; ``delimiter`` (n,) marks [CLS]/separators;
+    ``word_attn`` (heads, W, W) word-level attention for the dependency pairs (dependent, governor);
+    ``segments`` (n,) segment ids for sentence pairs.
+    """
+    heads, n, _ = attention.shape
+    scores = np.full((heads, len(ROLES)), np.nan)
+    positions = np.arange(n)
+    window = np.abs(positions[None, :] - positions[:, None]) <= 2
+    per_query = (attention * window).sum(-1) / window.sum(-1)
+    scores[:, 0] = n * per_query.mean(-1)
+    if delimiter.any():
+        scores[:, 1] = n * attention[:, :, delimiter].mean(-1).mean(-1)
+    if word_attn is not None and dependency_pairs:
+        dep = np.asarray([d for d, _ in dependency_pairs])
+        gov = np.asarray([g for _, g in dependency_pairs])
+        scores[:, 2] = n * word_attn[:, dep, gov].mean(-1)
+    if segments is not None and len(np.unique(segments)) > 1:
+        same = segments[None, :] == segments[:, None]
+        own_mass = (attention * same).sum(-1)
+        own_share = same.sum(-1) / n
+        entropy = -(attention * np.log(np.clip(attention, 1e-12, None))).sum(-1) / np.log(n)
+        scores[:, 3] = (own_mass / own_share * entropy).mean(-1)
+    return scores
+
+
+def role_test(betas: np.ndarray, tau: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-sided t-test of mean(beta) > tau along axis 0, ignoring NaN. Returns (mean, t, p)."""
+    import warnings
+
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(betas, axis=0)
+    t_stat = np.full(betas.shape[1:], np.nan)
+    p_value = np.full(betas.shape[1:], np.nan)
+    flat = betas.reshape(betas.shape[0], -1)
+    for j in range(flat.shape[1]):
+        column = flat[:, j][np.isfinite(flat[:, j])]
+        if len(column) < 2:
+            continue
+        if np.ptp(column) == 0:
+            t_flat, p_flat = (np.inf, 0.0) if column[0] > tau else (-np.inf, 1.0)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = stats.ttest_1samp(column, tau, alternative="greater")
+            t_flat, p_flat = float(result.statistic), float(result.pvalue)
+        t_stat.flat[j] = t_flat
+        p_value.flat[j] = p_flat
+    return mean, t_stat, p_value
+
+
+def alignment_counts(word_attn: np.ndarray, pairs: list[tuple[int, int, str]]) -> dict[tuple[str, str], np.ndarray]:
+    """Per (relation, direction): hits per head (heads,) where the top-attended other word is the partner."""
+    heads, n_words, _ = word_attn.shape
+    masked = word_attn.copy()
+    masked[:, np.arange(n_words), np.arange(n_words)] = -np.inf
+    top = masked.argmax(-1)
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    for dep, gov, rel in pairs:
+        for relation in {rel, "all"}:
+            for direction, source, target in (("dep->gov", dep, gov), ("gov->dep", gov, dep)):
+                hits = counts.setdefault((relation, direction), np.zeros(heads))
+                hits += top[:, source] == target
+    return counts
+
+
+def offset_counts(pairs: list[tuple[int, int, str]], n_words: int) -> dict[tuple[str, str], np.ndarray]:
+    """Per (relation, direction): hits of each fixed offset -MAX_OFFSET..MAX_OFFSET (0 excluded)."""
+    offsets = [k for k in range(-MAX_OFFSET, MAX_OFFSET + 1) if k != 0]
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    for dep, gov, rel in pairs:
+        for relation in {rel, "all"}:
+            for direction, source, target in (("dep->gov", dep, gov), ("gov->dep", gov, dep)):
+                hits = counts.setdefault((relation, direction), np.zeros(len(offsets)))
+                hits += np.asarray([target - source == k for k in offsets], dtype=float)
+    return counts
+
+
+@dataclass
+class Roles:
+    """Role statistics per head: arrays (layers, heads, 4) in :data:`ROLES` order."""
+
+    mean: np.ndarray
+    t: np.ndarray
+    p: np.ndarray
+    assigned: np.ndarray
+    tau: float
+    sentences: int
+
+
+@dataclass
+class Alignment:
+    """Dependency alignment: ``accuracy`` (relations, 2 directions, layers, heads), ``baseline``
+    (relations, 2) best fixed-offset accuracy, ``baseline_offset`` (relations, 2), ``pairs`` (relations,)."""
+
+    accuracy: np.ndarray
+    baseline: np.ndarray
+    baseline_offset: np.ndarray
+    pairs: np.ndarray
+    relations: tuple[str, ...] = RELATIONS
+
+    def best(self) -> np.ndarray:
+        """Per relation and head, the better of the two directions (relations, layers, heads)."""
+        return np.nanmax(self.accuracy, axis=1)
+
+
+@dataclass
+class SyntaxEvidence:
+    roles: Roles
+    alignment: Alignment
+
+
+def _segments(type_ids: np.ndarray | None, n: int) -> np.ndarray | None:
+    return None if type_ids is None else np.asarray(type_ids[:n])
+
+
+def syntax_evidence(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    role_sentences: int = 100,
+    alignment_sentences: int = 500,
+    tau: float = 3.0,
+    scheme: Scheme | np.ndarray | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+) -> SyntaxEvidence:
+    """Functional roles and dependency alignment of every head, from one pass over sampled sentences.
+
+    Sentences are drawn with ``seed``; roles use the first ``role_sentences`` of them, alignment
+    all ``alignment_sentences``. The syntactic role and alignment use the first text of a pair.
+    """
+    cache = cache if cache is not None else DiskCache()
+    keep = resolve_keep_mask(lm, scheme)
+    key = cache_key(
+        "syntax", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), roles=role_sentences, align=alignment_sentences, tau=tau, seed=seed
+    )
+    hit = cache.get(key)
+    if hit is not None:
+        a = hit[0]
+        roles = Roles(a["mean"], a["t"], a["p"], a["assigned"], float(a["tau"]), int(a["sentences"]))
+        return SyntaxEvidence(roles, Alignment(a["accuracy"], a["baseline"], a["baseline_offset"], a["pairs"]))
+    report = progress or no_progress
+    total = min(len(dataset), max(role_sentences, alignment_sentences))
+    order = np.random.default_rng(seed).permutation(len(dataset))[:total]
+    texts = [dataset.texts[i] for i in order]
+    pairs_text = [dataset.text_pairs[i] for i in order] if dataset.text_pairs is not None else None
+    report(0.0, "parsing with spaCy")
+    parses: list[Parse] = parse(texts)
+    model = lm.eager_model()
+    cls_ids, sep_ids = special_ids(lm.tokenizer)
+    delimiter_ids = cls_ids | sep_ids
+    layers, heads = lm.shape
+    betas = np.full((min(role_sentences, total), layers, heads, len(ROLES)), np.nan)
+    hits = {(r, d): np.zeros((layers, heads)) for r in RELATIONS for d in DIRECTIONS}
+    offset_hits = {(r, d): np.zeros(2 * MAX_OFFSET) for r in RELATIONS for d in DIRECTIONS}
+    pair_counts = dict.fromkeys(RELATIONS, 0)
+    for i, (text, sentence) in enumerate(zip(texts, parses)):
+        second = pairs_text[i] if pairs_text is not None else None
+        enc = lm.tokenizer(text, second, truncation=True, max_length=512, return_offsets_mapping=True, return_special_tokens_mask=True)
+        ids = np.asarray(enc["input_ids"])
+        n = len(ids)
+        special = np.asarray(enc["special_tokens_mask"], dtype=bool)
+        type_ids = enc.get("token_type_ids")
+        first_segment = np.asarray(enc.sequence_ids()) == 0 if second is not None else ~special
+        offsets = [tuple(o) if first_segment[j] else (0, 0) for j, o in enumerate(enc["offset_mapping"])]
+        pieces = piece_to_word(offsets, list(~first_segment | special), sentence.spans)
+        dep_pairs = [(d, g, r) for d, g, r in sentence.pairs() if (pieces == d).any() and (pieces == g).any()]
+        inputs = {"input_ids": torch.as_tensor(ids[None], device=lm.device), "attention_mask": torch.ones((1, n), dtype=torch.long, device=lm.device)}
+        if type_ids is not None:
+            inputs["token_type_ids"] = torch.as_tensor([type_ids], device=lm.device)
+        with torch.inference_mode(), lm.gated(keep, model), capture_attention(lm, model) as captured:
+            model(**inputs)
+        delimiter = np.isin(ids, list(delimiter_ids))
+        segments = _segments(np.asarray(type_ids) if type_ids is not None and second is not None else None, n)
+        for layer, weights in enumerate(captured):
+            if weights is None:
+                continue
+            present = lm.kept_heads[layer]
+            attn = weights[0].double().cpu().numpy()
+            words = word_attention(attn, pieces, len(sentence.words))
+            if i < betas.shape[0]:
+                betas[i, layer, present] = sieve_scores(attn, delimiter, words, [(d, g) for d, g, _ in dep_pairs], segments)
+            for (rel, direction), counts in alignment_counts(words, dep_pairs).items():
+                if rel in RELATIONS:
+                    hits[(rel, direction)][layer, present] += counts
+        for (rel, direction), counts in offset_counts(dep_pairs, len(sentence.words)).items():
+            if rel in RELATIONS:
+                offset_hits[(rel, direction)] += counts
+        for _, _, rel in dep_pairs:
+            pair_counts["all"] += 1
+            if rel in pair_counts and rel != "all":
+                pair_counts[rel] += 1
+        report((i + 1) / total, f"roles and alignment {i + 1}/{total}")
+    mean, t_stat, p_value = role_test(betas, tau)
+    assigned = (p_value < 0.05) & np.isfinite(p_value)
+    absent = ~lm.present_mask()
+    for array in (mean, t_stat, p_value):
+        array[absent] = np.nan
+    assigned[absent] = False
+    roles = Roles(mean, t_stat, p_value, assigned, tau, int(betas.shape[0]))
+    pairs = np.asarray([pair_counts[r] for r in RELATIONS], dtype=float)
+    accuracy = np.stack([np.stack([hits[(r, d)] for d in DIRECTIONS]) for r in RELATIONS]) / np.maximum(pairs, 1)[:, None, None, None]
+    accuracy[pairs == 0] = np.nan
+    accuracy[:, :, absent] = np.nan
+    offset_table = np.stack([np.stack([offset_hits[(r, d)] for d in DIRECTIONS]) for r in RELATIONS])
+    offsets = np.asarray([k for k in range(-MAX_OFFSET, MAX_OFFSET + 1) if k != 0])
+    baseline = offset_table.max(-1) / np.maximum(pairs, 1)[:, None]
+    baseline[pairs == 0] = np.nan
+    baseline_offset = offsets[offset_table.argmax(-1)]
+    alignment = Alignment(accuracy, baseline, baseline_offset, pairs)
+    cache.put(
+        key,
+        {
+            "mean": mean,
+            "t": t_stat,
+            "p": p_value,
+            "assigned": assigned,
+            "tau": np.asarray(tau),
+            "sentences": np.asarray(roles.sentences),
+            "accuracy": accuracy,
+            "baseline": baseline,
+            "baseline_offset": baseline_offset,
+            "pairs": pairs,
+        },
+    )
+    return SyntaxEvidence(roles, alignment)

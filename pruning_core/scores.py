@@ -1,0 +1,296 @@
+"""The three BHPVAS criteria per head: importance, stability and similarity (SPEC section 3).
+
+- Importance (Michel et al. 2019): |dL/d xi_h| at xi = 1, accumulated over the evaluation set
+  with dropout off, divided by the number of tokens, then each layer's vector divided by its L2
+  norm.
+- Stability: 1 - mean over samples of JSD(profile(x) || mean profile) / ln 2, where a profile is
+  the six-way attention mass split of :mod:`pruning_core.attention`.
+- Similarity: linear CKA between heads' context vectors over sampled non-padding tokens; a head's
+  score is its maximum CKA with any other head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .cache import DiskCache, cache_key
+from .data import TextDataset
+from .evaluation import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
+from .loading import LoadedModel
+from .progress import ProgressFn, no_progress
+from .schemes import Scheme
+
+
+@dataclass
+class Importance:
+    """Head importance: ``raw`` (tokens-averaged |dL/d gate|), ``normalized`` (per-layer L2) and the
+    spread of the normalized score over batches (``spread``: standard deviation)."""
+
+    raw: np.ndarray
+    normalized: np.ndarray
+    spread: np.ndarray
+    per_batch: np.ndarray
+
+    def display(self) -> np.ndarray:
+        """Global min-max of the normalized importance to [0, 1] (absent heads stay NaN)."""
+        return minmax(self.normalized)
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return values.copy()
+    low, high = finite.min(), finite.max()
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+def layer_normalize(raw: np.ndarray) -> np.ndarray:
+    """Divide each layer's importance vector by its L2 norm (Michel et al.'s normalisation)."""
+    norms = np.sqrt(np.nansum(raw**2, axis=1, keepdims=True))
+    return np.where(norms > 0, raw / np.where(norms > 0, norms, 1), 0.0)
+
+
+def gate_gradients(
+    lm: LoadedModel,
+    encoded: Encoded,
+    keep: np.ndarray,
+    max_tokens: int = 2048,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-batch |dL/d gate| at the gates ``keep`` (pruned heads stay at 0), and token counts per batch.
+
+    Returns (batches, layers, heads) absolute gradients of each batch's mean loss, and the number
+    of non-padding tokens of each batch.
+    """
+    report = progress or no_progress
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    grads, tokens = [], []
+    batches = length_batches(encoded.lengths, max_tokens)
+    for i, indices in enumerate(batches):
+        gates = torch.tensor(keep, dtype=torch.float32, device=lm.device, requires_grad=True)
+        batch = collate(encoded, indices, pad_id, lm.device)
+        labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
+        with lm.gated(gates):
+            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits, labels)
+        (grad,) = torch.autograd.grad(loss, gates)
+        grads.append(grad.abs().cpu().numpy())
+        tokens.append(int(batch["attention_mask"].sum()))
+        report((i + 1) / len(batches), f"importance batch {i + 1}/{len(batches)}")
+    return np.stack(grads), np.asarray(tokens)
+
+
+def head_importance(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    scheme: Scheme | np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+    max_tokens: int = 2048,
+) -> Importance:
+    """Michel et al. importance of every head, under the gates of ``scheme`` (cached on disk)."""
+    cache = cache if cache is not None else DiskCache()
+    keep = resolve_keep_mask(lm, scheme)
+    key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_tokens=max_tokens)
+    hit = cache.get(key)
+    if hit is not None:
+        return Importance(**hit[0])
+    encoded = encode(lm, dataset)
+    per_batch, tokens = gate_gradients(lm, encoded, keep, max_tokens, progress)
+    raw = per_batch.sum(0) / tokens.sum()
+    absent = ~lm.present_mask()
+    raw[absent] = np.nan
+    normalized = layer_normalize(np.where(absent, 0.0, raw))
+    normalized[absent] = np.nan
+    batch_scores = np.stack([layer_normalize(g / max(t, 1)) for g, t in zip(per_batch, tokens)])
+    spread = batch_scores.std(0)
+    spread[absent] = np.nan
+    result = Importance(raw=raw, normalized=normalized, spread=spread, per_batch=per_batch)
+    cache.put(key, {"raw": raw, "normalized": normalized, "spread": spread, "per_batch": per_batch})
+    return result
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """JSD in nats along the last axis (0 <= JSD <= ln 2)."""
+    p = np.clip(p, 0, None)
+    q = np.clip(q, 0, None)
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(a > 0, a * np.log(a / np.where(b > 0, b, 1)), 0.0)
+        return terms.sum(-1)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def stability(profiles: np.ndarray) -> np.ndarray:
+    """Stability per head from per-sample profiles (samples, layers, heads, 6): 1 - mean JSD / ln 2."""
+    mean_profile = np.nanmean(profiles, axis=0, keepdims=True)
+    divergence = jensen_shannon(profiles, np.broadcast_to(mean_profile, profiles.shape)) / np.log(2)
+    result = 1.0 - np.nanmean(np.where(np.isnan(profiles).any(-1), np.nan, divergence), axis=0)
+    return np.clip(result, 0.0, 1.0)
+
+
+def linear_cka_matrix(features: np.ndarray) -> np.ndarray:
+    """Linear CKA between every pair of heads.
+
+    ``features`` is (heads, tokens, d_h): each head's context vectors over the same tokens.
+    CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) on column-centred X, Y.
+    """
+    count, n, dim = features.shape
+    x = torch.from_numpy(np.asarray(features, dtype=np.float64))
+    x = x - x.mean(dim=1, keepdim=True)
+    stacked = x.permute(1, 0, 2).reshape(n, count * dim)
+    cross = (stacked.T @ stacked).reshape(count, dim, count, dim)
+    hsic = (cross**2).sum(dim=(1, 3))
+    diag = torch.sqrt(torch.diagonal(hsic))
+    denom = diag[:, None] * diag[None, :]
+    cka = torch.where(denom > 0, hsic / torch.where(denom > 0, denom, torch.ones_like(denom)), torch.zeros_like(hsic))
+    return cka.clamp(0, 1).numpy()
+
+
+def sample_token_positions(encoded: Encoded, count: int, seed: int = 0) -> dict[int, np.ndarray]:
+    """Up to ``count`` (sample, position) pairs of non-padding tokens, drawn without replacement."""
+    total = int(encoded.lengths.sum())
+    rng = np.random.default_rng(seed)
+    flat = np.sort(rng.choice(total, size=min(count, total), replace=False))
+    starts = np.concatenate([[0], np.cumsum(encoded.lengths)[:-1]])
+    sample = np.searchsorted(starts, flat, side="right") - 1
+    chosen: dict[int, list[int]] = {}
+    for s, f in zip(sample, flat):
+        chosen.setdefault(int(s), []).append(int(f - starts[s]))
+    return {s: np.asarray(p) for s, p in chosen.items()}
+
+
+def context_vectors(
+    lm: LoadedModel,
+    encoded: Encoded,
+    positions: dict[int, np.ndarray],
+    keep: np.ndarray,
+    max_tokens: int = 4096,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """Each head's context vector (input of the attention output projection) at the chosen tokens.
+
+    Returns (layers, heads, tokens, d_h); absent heads are NaN.
+    """
+    report = progress or no_progress
+    samples = np.asarray(sorted(positions))
+    n_tokens = sum(len(p) for p in positions.values())
+    out = np.full((lm.num_layers, lm.num_heads, n_tokens, lm.head_dim), np.nan, dtype=np.float32)
+    offsets = {}
+    cursor = 0
+    for s in samples:
+        offsets[int(s)] = cursor
+        cursor += len(positions[int(s)])
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    captured: list[torch.Tensor | None] = [None] * lm.num_layers
+    handles = []
+    for index, layer in enumerate(lm.adapter.layers(lm.model)):
+
+        def hook(module, args, index=index):
+            captured[index] = args[0].detach()
+
+        handles.append(lm.adapter.out_proj(layer).register_forward_pre_hook(hook))
+    subset_batches = [samples[b] for b in length_batches(encoded.lengths[samples], max_tokens)]
+    try:
+        for i, indices in enumerate(subset_batches):
+            with torch.inference_mode(), lm.gated(keep):
+                lm.model(**collate(encoded, indices, pad_id, lm.device))
+            for layer, context in enumerate(captured):
+                present = lm.kept_heads[layer]
+                if context is None or not present:
+                    continue
+                heads = context.float().cpu().numpy().reshape(context.shape[0], context.shape[1], len(present), lm.head_dim)
+                for row, s in enumerate(indices):
+                    pos = positions[int(s)]
+                    start = offsets[int(s)]
+                    out[layer, present, start : start + len(pos)] = heads[row, pos].transpose(1, 0, 2)
+            report((i + 1) / len(subset_batches), f"context vectors {i + 1}/{len(subset_batches)}")
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out
+
+
+@dataclass
+class Similarity:
+    """Linear CKA between all heads (flattened layer-major), each head's max CKA and its partner."""
+
+    cka: np.ndarray
+    score: np.ndarray
+    partner: np.ndarray
+    tokens: int
+
+
+def head_similarity(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    scheme: Scheme | np.ndarray | None = None,
+    tokens: int = 4096,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+) -> Similarity:
+    """CKA similarity of every pair of heads over ``tokens`` sampled non-padding tokens (cached)."""
+    cache = cache if cache is not None else DiskCache()
+    keep = resolve_keep_mask(lm, scheme)
+    key = cache_key("similarity", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), tokens=tokens, seed=seed)
+    hit = cache.get(key)
+    if hit is not None:
+        arrays = hit[0]
+        return Similarity(arrays["cka"], arrays["score"], arrays["partner"], int(arrays["tokens"]))
+    encoded = encode(lm, dataset)
+    positions = sample_token_positions(encoded, tokens, seed)
+    vectors = context_vectors(lm, encoded, positions, keep, progress=progress)
+    flat = vectors.reshape(lm.num_layers * lm.num_heads, vectors.shape[2], lm.head_dim)
+    present = lm.present_mask().ravel()
+    cka = np.full((len(flat), len(flat)), np.nan, dtype=np.float32)
+    cka[np.ix_(present, present)] = linear_cka_matrix(flat[present])
+    result = similarity_from_cka(cka, lm.shape, int(vectors.shape[2]))
+    cache.put(key, {"cka": result.cka, "score": result.score, "partner": result.partner, "tokens": np.asarray(result.tokens)})
+    return result
+
+
+def similarity_from_cka(cka: np.ndarray, shape: tuple[int, int], tokens: int) -> Similarity:
+    """Each head's maximum CKA with another head and that partner's flat index (-1 if none)."""
+    off = cka.astype(np.float64).copy()
+    np.fill_diagonal(off, -np.inf)
+    off = np.where(np.isnan(off), -np.inf, off)
+    partner = off.argmax(1)
+    score = off.max(1)
+    valid = np.isfinite(score)
+    partner = np.where(valid, partner, -1)
+    score = np.where(valid, score, np.nan)
+    return Similarity(cka, score.reshape(shape), partner.reshape(shape), tokens)
+
+
+def head_map(cka: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D coordinates of heads from the distance 1 - CKA: UMAP, or t-SNE if UMAP fails.
+
+    Returns (heads, 2) coordinates (NaN for absent heads) and the method used.
+    """
+    present = ~np.isnan(np.diag(cka))
+    coords = np.full((len(cka), 2), np.nan)
+    distance = np.clip(1.0 - cka[np.ix_(present, present)], 0, 1).astype(np.float64)
+    np.fill_diagonal(distance, 0.0)
+    distance = 0.5 * (distance + distance.T)
+    n = int(present.sum())
+    if n < 4:
+        coords[present] = np.column_stack([np.arange(n), np.zeros(n)])
+        return coords, "line"
+    try:
+        import umap
+
+        reducer = umap.UMAP(n_neighbors=min(15, n - 1), metric="precomputed", random_state=seed, n_jobs=1, init="random")
+        coords[present] = reducer.fit_transform(distance)
+        return coords, "umap"
+    except Exception:
+        from sklearn.manifold import TSNE
+
+        tsne = TSNE(n_components=2, metric="precomputed", init="random", random_state=seed, perplexity=min(30.0, (n - 1) / 3))
+        coords[present] = tsne.fit_transform(distance)
+        return coords, "tsne"
