@@ -233,7 +233,9 @@ def _from_parts(meta: dict[str, Any], a: dict[str, np.ndarray]) -> AnalysisBundl
         stability=a["stability"],
         similarity=Similarity(a["cka"], a["similarity_score"], a["similarity_partner"], int(a["similarity_tokens"])),
         attention=AttentionStats(a["attention_profiles"], a["attention_entropy"], a["attention_distance"], a["attention_entropy_hist"]),
-        roles=Roles(a["roles_mean"], a["roles_t"], a["roles_p"], a["roles_assigned"], float(meta["params"]["tau"]), int(a["roles_sentences"])),
+        roles=Roles(
+            a["roles_mean"], a["roles_t"], a["roles_p"], a["roles_assigned"], float(meta["params"]["tau"]), int(a["roles_sentences"])
+        ),
         alignment=Alignment(a["alignment_accuracy"], a["alignment_baseline"], a["alignment_baseline_offset"], a["alignment_pairs"]),
         head_map=a["head_map"],
         map_method=meta["map_method"],
@@ -250,7 +252,9 @@ def load_bundle(folder: str | Path) -> AnalysisBundle:
             arrays = {k: data[k] for k in data.files}
         return _from_parts(meta, arrays)
     except (OSError, ValueError, KeyError) as exc:
-        raise BhpvasError(f"{folder} is not a readable analysis bundle ({type(exc).__name__}: {exc}). Recompute it with `python -m pruning_core analyze`.") from None
+        raise BhpvasError(
+            f"{folder} is not a readable analysis bundle ({type(exc).__name__}: {exc}). Recompute it with `python -m pruning_core analyze`."
+        ) from None
 
 
 def analyze(
@@ -274,7 +278,10 @@ def analyze(
     stats = timed("attention_statistics", 0.0, 0.25, lambda p: attention_statistics(lm, dataset, progress=p, cache=cache))
     importance = timed("importance", 0.25, 0.5, lambda p: head_importance(lm, dataset, progress=p, cache=cache))
     similarity = timed(
-        "similarity", 0.5, 0.7, lambda p: head_similarity(lm, dataset, tokens=params.similarity_tokens, seed=params.seed, progress=p, cache=cache)
+        "similarity",
+        0.5,
+        0.7,
+        lambda p: head_similarity(lm, dataset, tokens=params.similarity_tokens, seed=params.seed, progress=p, cache=cache),
     )
     syntax = timed(
         "roles_alignment",

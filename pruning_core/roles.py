@@ -26,7 +26,7 @@ import torch
 from .attention import capture_attention, special_ids
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import mask_key, resolve_keep_mask
+from .evaluation import length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -161,10 +161,6 @@ class SyntaxEvidence:
     alignment: Alignment
 
 
-def _segments(type_ids: np.ndarray | None, n: int) -> np.ndarray | None:
-    return None if type_ids is None else np.asarray(type_ids[:n])
-
-
 def syntax_evidence(
     lm: LoadedModel,
     dataset: TextDataset,
@@ -184,7 +180,14 @@ def syntax_evidence(
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key(
-        "syntax", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), roles=role_sentences, align=alignment_sentences, tau=tau, seed=seed
+        "syntax",
+        model=lm.fingerprint,
+        data=dataset.fingerprint,
+        mask=mask_key(keep),
+        roles=role_sentences,
+        align=alignment_sentences,
+        tau=tau,
+        seed=seed,
     )
     hit = cache.get(key)
     if hit is not None:
@@ -200,49 +203,68 @@ def syntax_evidence(
     parses: list[Parse] = parse(texts)
     model = lm.eager_model()
     cls_ids, sep_ids = special_ids(lm.tokenizer)
-    delimiter_ids = cls_ids | sep_ids
+    delimiter_ids = sorted(cls_ids | sep_ids)
     layers, heads = lm.shape
     betas = np.full((min(role_sentences, total), layers, heads, len(ROLES)), np.nan)
     hits = {(r, d): np.zeros((layers, heads)) for r in RELATIONS for d in DIRECTIONS}
     offset_hits = {(r, d): np.zeros(2 * MAX_OFFSET) for r in RELATIONS for d in DIRECTIONS}
     pair_counts = dict.fromkeys(RELATIONS, 0)
-    for i, (text, sentence) in enumerate(zip(texts, parses)):
-        second = pairs_text[i] if pairs_text is not None else None
-        enc = lm.tokenizer(text, second, truncation=True, max_length=512, return_offsets_mapping=True, return_special_tokens_mask=True)
-        ids = np.asarray(enc["input_ids"])
-        n = len(ids)
-        special = np.asarray(enc["special_tokens_mask"], dtype=bool)
-        type_ids = enc.get("token_type_ids")
-        first_segment = np.asarray(enc.sequence_ids()) == 0 if second is not None else ~special
-        offsets = [tuple(o) if first_segment[j] else (0, 0) for j, o in enumerate(enc["offset_mapping"])]
-        pieces = piece_to_word(offsets, list(~first_segment | special), sentence.spans)
+    enc = lm.tokenizer(texts, pairs_text, truncation=True, max_length=512, return_offsets_mapping=True, return_special_tokens_mask=True)
+    sentences = []
+    for i, sentence in enumerate(parses):
+        ids = np.asarray(enc["input_ids"][i])
+        special = np.asarray(enc["special_tokens_mask"][i], dtype=bool)
+        first = np.asarray([s == 0 for s in enc.sequence_ids(i)]) if pairs_text is not None else ~special
+        offsets = [tuple(o) if first[j] else (0, 0) for j, o in enumerate(enc["offset_mapping"][i])]
+        pieces = piece_to_word(offsets, list(~first | special), sentence.spans)
         dep_pairs = [(d, g, r) for d, g, r in sentence.pairs() if (pieces == d).any() and (pieces == g).any()]
-        inputs = {"input_ids": torch.as_tensor(ids[None], device=lm.device), "attention_mask": torch.ones((1, n), dtype=torch.long, device=lm.device)}
-        if type_ids is not None:
-            inputs["token_type_ids"] = torch.as_tensor([type_ids], device=lm.device)
+        types = np.asarray(enc["token_type_ids"][i]) if "token_type_ids" in enc else None
+        segments = types if types is not None and pairs_text is not None else None
+        sentences.append((ids, types, pieces, dep_pairs, segments, len(sentence.words)))
+    lengths = np.asarray([len(s[0]) for s in sentences])
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    done = 0
+    for batch_indices in length_batches(lengths, 2048):
+        width = int(lengths[batch_indices].max())
+        ids = np.full((len(batch_indices), width), pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, i in enumerate(batch_indices):
+            n = lengths[i]
+            ids[row, :n] = sentences[i][0]
+            mask[row, :n] = 1
+            if sentences[i][1] is not None:
+                types[row, :n] = sentences[i][1]
+        inputs = {"input_ids": torch.as_tensor(ids, device=lm.device), "attention_mask": torch.as_tensor(mask, device=lm.device)}
+        if "token_type_ids" in enc:
+            inputs["token_type_ids"] = torch.as_tensor(types, device=lm.device)
         with torch.inference_mode(), lm.gated(keep, model), capture_attention(lm, model) as captured:
             model(**inputs)
-        delimiter = np.isin(ids, list(delimiter_ids))
-        segments = _segments(np.asarray(type_ids) if type_ids is not None and second is not None else None, n)
-        for layer, weights in enumerate(captured):
-            if weights is None:
-                continue
-            present = lm.kept_heads[layer]
-            attn = weights[0].double().cpu().numpy()
-            words = word_attention(attn, pieces, len(sentence.words))
-            if i < betas.shape[0]:
-                betas[i, layer, present] = sieve_scores(attn, delimiter, words, [(d, g) for d, g, _ in dep_pairs], segments)
-            for (rel, direction), counts in alignment_counts(words, dep_pairs).items():
+        weights_by_layer = [None if w is None else w.double().cpu().numpy() for w in captured]
+        for row, i in enumerate(batch_indices):
+            token_ids, _, pieces, dep_pairs, segments, n_words = sentences[i]
+            n = int(lengths[i])
+            delimiter = np.isin(token_ids, delimiter_ids)
+            for layer, weights in enumerate(weights_by_layer):
+                if weights is None:
+                    continue
+                present = lm.kept_heads[layer]
+                attn = weights[row, :, :n, :n]
+                words = word_attention(attn, pieces, n_words)
+                if i < betas.shape[0]:
+                    betas[i, layer, present] = sieve_scores(attn, delimiter, words, [(d, g) for d, g, _ in dep_pairs], segments)
+                for (rel, direction), counts in alignment_counts(words, dep_pairs).items():
+                    if rel in RELATIONS:
+                        hits[(rel, direction)][layer, present] += counts
+            for (rel, direction), counts in offset_counts(dep_pairs, n_words).items():
                 if rel in RELATIONS:
-                    hits[(rel, direction)][layer, present] += counts
-        for (rel, direction), counts in offset_counts(dep_pairs, len(sentence.words)).items():
-            if rel in RELATIONS:
-                offset_hits[(rel, direction)] += counts
-        for _, _, rel in dep_pairs:
-            pair_counts["all"] += 1
-            if rel in pair_counts and rel != "all":
-                pair_counts[rel] += 1
-        report((i + 1) / total, f"roles and alignment {i + 1}/{total}")
+                    offset_hits[(rel, direction)] += counts
+            for _, _, rel in dep_pairs:
+                pair_counts["all"] += 1
+                if rel in pair_counts and rel != "all":
+                    pair_counts[rel] += 1
+        done += len(batch_indices)
+        report(done / total, f"roles and alignment {done}/{total}")
     mean, t_stat, p_value = role_test(betas, tau)
     assigned = (p_value < 0.05) & np.isfinite(p_value)
     absent = ~lm.present_mask()
