@@ -1,50 +1,571 @@
-"""Cached access to pruning_core for the pages: models as resources, results as data keyed by strings."""
+"""Shared app state, cached access to pruning_core, and the sidebar.
+
+State lives in ``st.session_state`` (``model``, ``data``, ``scheme``, ``sel``) and is mirrored into
+the URL on every run, so a copied link reopens the same view. A session's first run adopts the URL.
+Models and datasets are shared resources keyed by their source strings; evaluation results and
+analysis bundles are kept in small in-memory stores keyed by model and data fingerprints and the
+scheme key (the core's disk cache sits underneath).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
 
 from pruning_core import BhpvasError, LoadedModel, load_dataset, load_model
+from pruning_core.analysis import AnalysisBundle, analyze
+from pruning_core.cache import default_cache_dir
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
 from pruning_core.schemes import Scheme
+from pruning_core.strategies.composite import Thresholds
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "sst2"
+URL_KEYS = ("model", "data", "scheme", "sel")
+Head = tuple[int, int]
 
 
-@st.cache_resource(show_spinner="Loading model…")
+# --- data keys: "source" or "source|text=a|pair=b|label=c|rows=N" -------------------------------
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """A dataset as the user chose it: source plus optional column names and a row limit."""
+
+    source: str
+    text: str | None = None
+    pair: str | None = None
+    label: str | None = None
+    rows: int | None = None
+
+    def key(self) -> str:
+        parts = [self.source]
+        for name in ("text", "pair", "label", "rows"):
+            value = getattr(self, name)
+            if value not in (None, ""):
+                parts.append(f"{name}={value}")
+        return "|".join(parts)
+
+    @classmethod
+    def parse(cls, key: str) -> DataChoice:
+        source, *options = key.split("|")
+        values: dict[str, str] = {}
+        for option in options:
+            name, _, value = option.partition("=")
+            if name not in ("text", "pair", "label", "rows") or not value:
+                raise BhpvasError(f"Cannot read the dataset option {option!r} in {key!r}; expected text=, pair=, label= or rows=.")
+            values[name] = value
+        rows = values.pop("rows", None)
+        if rows is not None and not rows.isdigit():
+            raise BhpvasError(f"rows={rows!r} in the dataset {key!r} must be a positive whole number.")
+        return cls(source.strip() or DEFAULT_DATA, rows=int(rows) if rows else None, **values)
+
+
+def head_label(head: Head) -> str:
+    return f"{head[0]}.{head[1]}"
+
+
+def heads_key(heads: Iterable[Head]) -> str:
+    """The URL form of a set of heads (as :meth:`Scheme.key`): ``0.3,5.11`` or ``none``."""
+    return ",".join(head_label(h) for h in sorted(set(heads))) or "none"
+
+
+def parse_heads(key: str, num_layers: int, num_heads: int) -> set[Head]:
+    return set(Scheme.from_key(key or "none", num_layers, num_heads).pruned)
+
+
+def all_heads(num_layers: int, num_heads: int) -> list[Head]:
+    return [(layer, head) for layer in range(num_layers) for head in range(num_heads)]
+
+
+# --- cached resources ------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_model(source: str) -> LoadedModel:
-    """One shared model per source string; pages gate it with hooks and never modify it."""
+    """One shared model per source string; pages gate it with per-call hooks and never modify it."""
     return load_model(source)
 
 
-@st.cache_resource(show_spinner="Loading data…")
-def cached_dataset(source: str) -> TextDataset:
-    return load_dataset(source)
+@st.cache_resource(show_spinner="Loading data…", max_entries=8)
+def cached_dataset(key: str) -> TextDataset:
+    """One shared dataset per data key (see :class:`DataChoice`)."""
+    choice = DataChoice.parse(key)
+    return load_dataset(
+        choice.source, text_column=choice.text, text_pair_column=choice.pair, label_column=choice.label, max_rows=choice.rows
+    )
 
 
-def streamlit_progress(label: str):
-    """A progress callback drawing a Streamlit progress bar, and a function to remove the bar."""
-    bar = st.progress(0.0, text=label)
+class _Store:
+    """A small thread-safe LRU of results keyed by strings."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[tuple, object] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: tuple, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource
+def _evaluations() -> _Store:
+    return _Store(256)
+
+
+@st.cache_resource
+def _bundles() -> _Store:
+    return _Store(6)
+
+
+@st.cache_resource
+def _analysis_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """A progress callback that draws a bar only once work is reported, and a function removing it."""
+    slot = st.empty()
 
     def report(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {message}")
+        slot.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {message}")
 
-    return report, bar.empty
+    return report, slot.empty
 
 
-def evaluate_scheme(model_source: str, data_source: str, scheme_key: str) -> EvalResult:
-    """Masked evaluation of a scheme, from the disk cache when computed before."""
-    lm = cached_model(model_source)
-    dataset = cached_dataset(data_source)
-    scheme = Scheme.from_key(scheme_key, lm.num_layers, lm.num_heads, model_source)
-    report, clear = streamlit_progress("Evaluating")
+streamlit_progress = lazy_progress
+
+
+def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> EvalResult:
+    """Masked evaluation of ``scheme`` (None: the full model), from memory or the disk cache when known."""
+    key = (lm.fingerprint, dataset.fingerprint, scheme.key() if scheme is not None else "none")
+    hit = _evaluations().get(key)
+    if hit is not None:
+        return hit
+    report, clear = lazy_progress(f"Evaluating {key[2] if key[2] != 'none' else 'the full model'}")
     try:
-        return evaluate(lm, dataset, scheme, progress=report)
+        result = evaluate(lm, dataset, scheme, progress=report)
     finally:
         clear()
+    _evaluations().put(key, result)
+    return result
+
+
+def evaluate_scheme(model_source: str, data_key: str, scheme_key: str) -> EvalResult:
+    """Masked evaluation by explicit strings (model source, data key, scheme key)."""
+    lm = cached_model(model_source)
+    scheme = Scheme.from_key(scheme_key, lm.num_layers, lm.num_heads, model_source)
+    return evaluation(lm, cached_dataset(data_key), scheme)
+
+
+def known_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle | None:
+    """The analysis bundle if this process already holds it (never computes)."""
+    return _bundles().get((lm.fingerprint, dataset.fingerprint))
+
+
+def analysis_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle:
+    """The analysis bundle, computed with a progress bar when needed (reopened from disk when cached there).
+
+    When it was not in memory, the app reruns afterwards so the sidebar sees it too.
+    """
+    bundle = known_bundle(lm, dataset)
+    if bundle is not None:
+        return bundle
+    with _analysis_lock():
+        bundle = known_bundle(lm, dataset)
+        if bundle is None:
+            report, clear = lazy_progress("Analysing every head (once per model and dataset, then cached)")
+            try:
+                bundle = analyze(lm, dataset, progress=report)
+            finally:
+                clear()
+            _bundles().put((lm.fingerprint, dataset.fingerprint), bundle)
+    st.rerun()
+    raise AssertionError("unreachable")
+
+
+# --- session state and the URL -------------------------------------------------------------------
+
+
+def run_from_app() -> None:
+    """First line of every page: make sure the page runs inside ``app.py`` (state, sidebar, navigation).
+
+    Streamlit treats a folder named ``pages/`` next to the entry script as a legacy multipage app
+    until ``st.navigation`` runs once in the process, so a process's first request for a page URL
+    (and every AppTest run after the first) executes the page file alone. Then this switches that
+    mode off, runs ``app.py`` in place (which runs this page again, through the navigation) and
+    stops the stray run; widget events of the run are kept, as nothing reruns.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not getattr(PagesManager, "uses_pages_directory", False):
+        return
+    PagesManager.uses_pages_directory = False
+    main = Path(__file__).resolve().parent.parent / "app.py"
+    exec(compile(main.read_text(), str(main), "exec"), {"__name__": "__main__", "__file__": str(main)})
+    st.stop()
+
+
+def init_state() -> None:
+    """Adopt the URL on a session's first run; afterwards mirror the session state into the URL."""
+    ss = st.session_state
+    if not ss.get("_bhpvas_init"):
+        params = st.query_params
+        ss["model"] = params.get("model", DEFAULT_MODEL) or DEFAULT_MODEL
+        ss["data"] = params.get("data", DEFAULT_DATA) or DEFAULT_DATA
+        ss["scheme"] = params.get("scheme", "none") or "none"
+        ss["sel"] = params.get("sel", "none") or "none"
+        ss["_bhpvas_init"] = True
+    write_url()
+
+
+def write_url() -> None:
+    """Mirror model, data, scheme and selection into the URL (selection only when not empty)."""
+    ss = st.session_state
+    wanted = {"model": ss["model"], "data": ss["data"], "scheme": ss["scheme"]}
+    if ss.get("sel", "none") != "none":
+        wanted["sel"] = ss["sel"]
+    params = st.query_params
+    for name in URL_KEYS:
+        if name in wanted and params.get(name) != wanted[name]:
+            params[name] = wanted[name]
+        elif name not in wanted and name in params:
+            del params[name]
+
+
+def set_sources(model: str, data: str) -> None:
+    """Switch model and/or dataset; a new model starts with an empty scheme and selection."""
+    ss = st.session_state
+    if model != ss["model"]:
+        ss["scheme"] = "none"
+        ss["sel"] = "none"
+        ss["scheme_b"] = None
+    ss["model"] = model
+    ss["data"] = data
+    bump_views()
+    write_url()
+
+
+def set_scheme(heads: Iterable[Head] | Scheme) -> None:
+    """Make ``heads`` (or a scheme's pruned heads) the current scheme."""
+    pruned = heads.pruned if isinstance(heads, Scheme) else heads
+    st.session_state["scheme"] = heads_key(pruned)
+    bump_views()
+    write_url()
+
+
+def set_selection(heads: Iterable[Head]) -> None:
+    st.session_state["sel"] = heads_key(heads)
+    bump_views()
+    write_url()
+
+
+def bump_views() -> None:
+    """Give the linked charts new keys, so they redraw from the state instead of their own last selection."""
+    st.session_state["view_version"] = st.session_state.get("view_version", 0) + 1
+
+
+def view_key(prefix: str) -> str:
+    return f"{prefix}@{st.session_state.get('view_version', 0)}"
+
+
+@dataclass
+class Context:
+    """Everything a page needs: the loaded model and data, the current scheme and selection."""
+
+    model_source: str
+    data_key: str
+    lm: LoadedModel
+    dataset: TextDataset
+    scheme: Scheme
+    selection: set[Head]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.lm.num_layers, self.lm.num_heads
+
+    def full(self) -> EvalResult:
+        return evaluation(self.lm, self.dataset, None)
+
+    def current(self) -> EvalResult:
+        return evaluation(self.lm, self.dataset, self.scheme)
+
+    def bundle(self) -> AnalysisBundle:
+        return analysis_bundle(self.lm, self.dataset)
+
+    def known_bundle(self) -> AnalysisBundle | None:
+        return known_bundle(self.lm, self.dataset)
+
+    def label_name(self, class_id: int) -> str:
+        return self.lm.id2label.get(int(class_id), str(class_id))
+
+
+def load_context() -> Context:
+    """The current model, dataset, scheme and selection; raises BhpvasError for bad model or data.
+
+    A scheme or selection from the URL that does not fit the model is reported once and dropped.
+    """
+    ss = st.session_state
+    if not ss.get("_bhpvas_init"):
+        init_state()
+    lm = cached_model(ss["model"])
+    dataset = cached_dataset(ss["data"])
+    layers, heads = lm.num_layers, lm.num_heads
+    try:
+        scheme = Scheme.from_key(ss["scheme"], layers, heads, ss["model"])
+    except BhpvasError as exc:
+        st.warning(f"Ignoring the scheme {ss['scheme']!r}: {exc}")
+        ss["scheme"] = "none"
+        scheme = Scheme.empty(layers, heads, ss["model"])
+    try:
+        selection = parse_heads(ss["sel"], layers, heads)
+    except BhpvasError as exc:
+        st.warning(f"Ignoring the selection {ss['sel']!r}: {exc}")
+        ss["sel"] = "none"
+        selection = set()
+    write_url()
+    return Context(ss["model"], ss["data"], lm, dataset, scheme, selection)
+
+
+def page_context() -> Context:
+    """:func:`load_context` for a page: a bad model or dataset shows its message and stops the page."""
+    try:
+        return load_context()
+    except BhpvasError as exc:
+        show_error(exc)
+        st.info("Choose another model or dataset on the Overview page.")
+        st.page_link("pages/overview.py", label="Go to Overview", icon=":material/dashboard:")
+        st.stop()
+        raise
+
+
+def page_bundle(ctx: Context) -> AnalysisBundle:
+    """The analysis bundle for a page; an analysis error shows its message and stops the page."""
+    try:
+        return ctx.bundle()
+    except BhpvasError as exc:
+        show_error(exc)
+        st.stop()
+        raise
 
 
 def show_error(exc: BhpvasError) -> None:
     st.error(str(exc), icon=":material/error:")
+
+
+def save_upload(raw: bytes, filename: str) -> Path:
+    """Keep an uploaded data file under the cache folder (content-addressed) so its path can go in the URL."""
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    folder = default_cache_dir() / "uploads" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(filename).name
+    if not path.exists():
+        path.write_bytes(raw)
+    return path
+
+
+# --- the BHPVAS proposal ----------------------------------------------------------------------------
+
+
+def proposed_heads(bundle: AnalysisBundle, rule: Thresholds, target: int = 0) -> tuple[list[Head], int]:
+    """Heads the BHPVAS rule proposes, least important first (at most ``target`` when set), and how many met it."""
+    meets = rule.proposed(bundle)
+    importance = bundle.importance.display()
+    layers, heads = np.nonzero(meets)
+    order = np.argsort(importance[layers, heads], kind="stable")
+    chosen = [(int(layers[i]), int(heads[i])) for i in order]
+    count = len(chosen)
+    if target > 0:
+        chosen = chosen[:target]
+    return chosen, count
+
+
+RULE_DEFAULTS = {
+    "rule_importance": 0.3,
+    "rule_use_stability": True,
+    "rule_stability": 0.985,
+    "rule_use_similarity": True,
+    "rule_similarity": 0.8,
+    "rule_logic": "or",
+    "rule_target": 0,
+}
+
+
+def current_rule() -> tuple[Thresholds, int]:
+    """The sidebar's thresholds and target number of heads."""
+    ss = st.session_state
+    value = {k: ss.get(k, v) for k, v in RULE_DEFAULTS.items()}
+    rule = Thresholds(
+        importance=float(value["rule_importance"]),
+        stability=float(value["rule_stability"]) if value["rule_use_stability"] else None,
+        similarity=float(value["rule_similarity"]) if value["rule_use_similarity"] else None,
+        logic=str(value["rule_logic"] or "or"),
+    )
+    return rule, int(value["rule_target"])
+
+
+# --- the sidebar ---------------------------------------------------------------------------------
+
+
+def _keep_widget_state() -> None:
+    """Widgets drawn on some runs only lose their state; re-assigning keeps it (and sets defaults)."""
+    ss = st.session_state
+    for key, default in RULE_DEFAULTS.items():
+        value = ss.get(key, default)
+        ss[key] = default if value is None else value
+
+
+def render_sidebar() -> None:
+    """Model and data summary, the BHPVAS rule, and the current scheme's metrics."""
+    _keep_widget_state()
+    with st.sidebar:
+        try:
+            ctx = load_context()
+        except BhpvasError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+        facts = ctx.lm.describe()
+        st.caption(
+            f"**Model** `{_short(ctx.model_source)}` · {facts['architecture']} {facts['layers']}×{facts['heads_per_layer']} heads  \n"
+            f"**Data** `{_short(ctx.data_key)}` · {len(ctx.dataset)} rows"
+        )
+        _scheme_metrics(ctx)
+        _rule_controls(ctx)
+
+
+def _short(text: str, limit: int = 38) -> str:
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _scheme_metrics(ctx: Context) -> None:
+    st.subheader("Current scheme", anchor=False)
+    try:
+        full = ctx.full()
+        current = ctx.current()
+    except BhpvasError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    total = ctx.shape[0] * ctx.shape[1]
+    pruned = len(ctx.scheme.pruned)
+    st.caption(f"{pruned} of {total} heads pruned · {len(current.flipped)} of {current.n} predictions flipped")
+    left, right = st.columns(2)
+    left.metric(
+        "Accuracy",
+        f"{current.accuracy:.2%}",
+        delta=f"{(current.accuracy - full.accuracy) * 100:+.2f} pp" if pruned else None,
+        help=f"Masked accuracy with the scheme's heads gated off; the full model has {full.accuracy:.2%}.",
+    )
+    right.metric(
+        "Agreement",
+        f"{current.agreement:.2%}",
+        delta=f"{(current.agreement - 1) * 100:+.2f} pp" if pruned else None,
+        help="Share of samples whose prediction equals the full model's.",
+    )
+    st.metric(
+        "Loss",
+        f"{current.loss:.4f}",
+        delta=f"{current.loss - full.loss:+.4f}" if pruned else None,
+        delta_color="inverse",
+        help=f"Mean cross-entropy; the full model has {full.loss:.4f}.",
+    )
+    if pruned and st.button("Reset to the full model", key="sidebar-reset", icon=":material/restart_alt:", width="stretch"):
+        set_scheme([])
+        st.rerun()
+
+
+def _rule_controls(ctx: Context) -> None:
+    st.subheader("BHPVAS proposal", anchor=False)
+    bundle = ctx.known_bundle()
+    low = 0.0
+    if bundle is not None and np.isfinite(bundle.stability).any():
+        low = min(0.9, float(np.floor(np.nanmin(bundle.stability) * 100) / 100))
+    st.session_state["rule_stability"] = min(max(float(st.session_state["rule_stability"]), low), 1.0)
+    st.slider(
+        "Importance ≤ t_I",
+        0.0,
+        1.0,
+        step=0.01,
+        key="rule_importance",
+        help="Michel et al. importance, min-max scaled to [0, 1]. A head is proposed only when it is at most this important.",
+    )
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    left.checkbox("use", key="rule_use_stability", help="Use the stability criterion")
+    right.slider(
+        "Stability ≥ t_S",
+        low,
+        1.0,
+        step=0.001,
+        format="%.3f",
+        key="rule_stability",
+        disabled=not st.session_state["rule_use_stability"],
+        help="1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input.",
+    )
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    left.checkbox("use", key="rule_use_similarity", help="Use the similarity criterion")
+    right.slider(
+        "Similarity ≥ t_C",
+        0.0,
+        1.0,
+        step=0.01,
+        key="rule_similarity",
+        disabled=not st.session_state["rule_use_similarity"],
+        help="Maximum linear CKA with any other head: high = redundant.",
+    )
+    st.segmented_control(
+        "Combine stability and similarity with",
+        ["or", "and"],
+        key="rule_logic",
+        help="importance ≤ t_I and (stability ≥ t_S OR/AND similarity ≥ t_C)",
+    )
+    st.number_input(
+        "Target number of heads to prune (0 = all that meet the rule)",
+        min_value=0,
+        max_value=ctx.shape[0] * ctx.shape[1],
+        step=1,
+        key="rule_target",
+        help="Keep only the least important heads that meet the rule, up to this many.",
+    )
+    if bundle is None:
+        st.caption("The proposal needs the head analysis (computed once per model and dataset, then cached on disk).")
+        if st.button("Load the head analysis", key="sidebar-analyse", icon=":material/insights:", width="stretch"):
+            try:
+                ctx.bundle()
+            except BhpvasError as exc:
+                st.error(str(exc), icon=":material/error:")
+        return
+    heads, meeting = proposed_heads(bundle, *current_rule())
+    note = f"{meeting} heads meet the rule" + (f"; the {len(heads)} least important are proposed." if len(heads) < meeting else ".")
+    st.caption(note)
+    same = set(heads) == ctx.scheme.pruned
+    if st.button(
+        f"Adopt the proposal ({len(heads)} heads)",
+        key="sidebar-adopt",
+        type="primary",
+        disabled=same,
+        icon=":material/content_cut:",
+        width="stretch",
+        help="Replace the current scheme with the heads the rule proposes.",
+    ):
+        set_scheme(heads)
+        st.rerun()
+    if same and heads:
+        st.caption("The current scheme is the proposal.")

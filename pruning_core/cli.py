@@ -96,7 +96,40 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--tau", type=float, default=3.0, help="role threshold on the mean sieve score (default 3)")
     an.add_argument("--seed", type=int, default=0)
     _add_output(an)
+
+    cu = sub.add_parser("curves", help="accuracy/loss/agreement against heads pruned for every strategy, and the knee table")
+    _add_model(cu)
+    _add_data(cu)
+    cu.add_argument("--out", default=None, help="write the curves as JSON to this file")
+    cu.add_argument("--step", type=float, default=0.1, help="step as a fraction of all heads (default 0.1)")
+    cu.add_argument("--random-seeds", type=int, default=5)
+    cu.add_argument("--dsp-steps", type=int, default=200, help="optimisation steps of differentiable subset pruning")
+    cu.add_argument("--strategies", default=None, help="comma-separated subset of: " + ", ".join(DEFAULT_STRATEGY_NAMES))
+    cu.add_argument("--no-refine", action="store_true", help="do not evaluate every K around the 1-point knee")
+    _add_output(cu)
+
+    rp = sub.add_parser("report", help="prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML)")
+    _add_model(rp)
+    _add_data(rp)
+    rp.add_argument("--scheme", required=True, help="scheme JSON file")
+    rp.add_argument("--out", required=True, help="output folder (report.json, report.html, model/)")
+    rp.add_argument("--repeats", type=int, default=7, help="timed repeats per latency cell")
+    _add_output(rp)
     return parser
+
+
+DEFAULT_STRATEGY_NAMES = (
+    "importance",
+    "michel",
+    "random",
+    "top-first",
+    "bottom-first",
+    "middle-first",
+    "avoid-middle",
+    "avoid-consecutive",
+    "dsp",
+    "bhpvas",
+)
 
 
 def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -162,7 +195,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
-    from .efficiency import compare_efficiency, count_parameters, efficiency_report, encoder_macs
+    from .efficiency import compare_efficiency, count_parameters, encoder_macs, paired_efficiency
     from .pruning import prune_heads, save_pruned
 
     lm = _load(args)
@@ -180,7 +213,7 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
         "macs_pruned_len128": encoder_macs(pruned, 128),
     }
     if args.latency:
-        result["latency"] = compare_efficiency(efficiency_report(lm), efficiency_report(pruned))
+        result["latency"] = compare_efficiency(*paired_efficiency(lm, pruned))
     return result
 
 
@@ -239,6 +272,51 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
+    from .analysis import analyze
+    from .curves import CurveParams, compute_curves
+
+    lm = _load(args)
+    dataset = _dataset(args)
+    strategies = tuple(s.strip() for s in args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGY_NAMES
+    params = CurveParams(args.step, args.random_seeds, not args.no_refine, args.dsp_steps, strategies)
+    report, close = _progress(args, "analysis + curves")
+    try:
+        from .progress import scaled
+
+        bundle = analyze(lm, dataset, progress=scaled(report, 0.0, 0.2))
+        curves = compute_curves(lm, dataset, bundle, params, progress=scaled(report, 0.2, 1.0))
+    finally:
+        close()
+    result = {
+        "model": args.model,
+        "data": dataset.name,
+        "full_accuracy": curves.full_accuracy,
+        "evaluations": curves.evaluations,
+        "seconds": round(curves.seconds, 1),
+        "knee": curves.knee_table(),
+        "extra": curves.extra,
+    }
+    if args.out:
+        result["out"] = str(curves.save(args.out))
+    return result
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from .report import pruning_report
+
+    lm = _load(args)
+    dataset = _dataset(args)
+    scheme = _scheme(args, lm)
+    report, close = _progress(args, "pruning report")
+    try:
+        result = pruning_report(lm, dataset, scheme, args.out, repeats=args.repeats, progress=report)
+    finally:
+        close()
+    result["out"] = str(Path(args.out))
+    return result
+
+
 def _print_human(command: str, result: dict[str, Any]) -> None:
     if command == "evaluate":
         print(
@@ -278,6 +356,26 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
         print("seconds:", ", ".join(f"{k} {v}" for k, v in result["timings"].items()))
         if "out" in result:
             print(f"bundle written to {result['out']}")
+    elif command == "curves":
+        print(
+            f"{result['data']}: full accuracy {result['full_accuracy']:.4f}; {result['evaluations']} evaluations in {result['seconds']} s"
+        )
+        print(f"{'strategy':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
+        for row in result["knee"]:
+            print(f"{row['label']:<28} {row['k_1pt']:>6} {row['accuracy_1pt']:>7.4f} {row['k_3pt']:>6} {row['accuracy_3pt']:>7.4f}")
+        if "out" in result:
+            print(f"curves written to {result['out']}")
+    elif command == "report":
+        print(
+            f"pruned {result['heads_pruned']}/{result['heads_total']} heads: accuracy {result['accuracy_full']:.4f} -> {result['accuracy_pruned']:.4f}; "
+            f"masked vs pruned max |logit diff| {result['max_abs_logit_diff_masked_vs_pruned']:.1e}"
+        )
+        print(f"parameters {result['parameters_full']:,} -> {result['parameters_pruned']:,}")
+        for row in result["latency"]:
+            print(
+                f"batch {row['batch_size']:>3} len {row['seq_len']:>3}: {row['full_ms']:.1f} ms -> {row['pruned_ms']:.1f} ms  speed-up {row['speedup']:.2f}x (MACs ceiling {row['macs_ceiling']:.2f}x)"
+            )
+        print(f"report: {result['out']}/report.html, checkpoint: {result['checkpoint']}")
     else:
         print(json.dumps(result, indent=2, default=str))
 
@@ -288,6 +386,8 @@ COMMANDS = {
     "prune": cmd_prune,
     "attention": cmd_attention,
     "analyze": cmd_analyze,
+    "curves": cmd_curves,
+    "report": cmd_report,
 }
 
 
@@ -306,10 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     result.setdefault("wall_seconds", round(time.perf_counter() - started, 3))
-    if args.json:
-        print(json.dumps(result, indent=2, default=_json_default))
-    else:
-        _print_human(args.command, result)
+    try:
+        if args.json:
+            print(json.dumps(result, indent=2, default=_json_default))
+        else:
+            _print_human(args.command, result)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -51,34 +51,47 @@ class LatencyRow:
     repeats: int
 
 
+def _timed_forward(lm: LoadedModel, ids: torch.Tensor, mask: torch.Tensor) -> float:
+    if lm.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        lm.model(input_ids=ids, attention_mask=mask)
+    if lm.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1000
+
+
 def measure_latency(
     lm: LoadedModel,
     batch_sizes: Sequence[int] = (1, 32),
     seq_lens: Sequence[int] = (64, 128),
     repeats: int = 7,
     warmup: int = 2,
-) -> list[LatencyRow]:
-    """Median forward latency on random token ids of exactly ``seq_len`` tokens (no padding)."""
+    others: Sequence[LoadedModel] = (),
+) -> list[LatencyRow] | tuple[list[LatencyRow], ...]:
+    """Median forward latency on random token ids of exactly ``seq_len`` tokens (no padding).
+
+    With ``others``, every model is timed in turn on the same inputs, repeat by repeat, so that
+    background load affects all of them alike; then a tuple of row lists is returned.
+    """
+    models = [lm, *others]
     generator = torch.Generator().manual_seed(0)
     vocab = int(lm.config.vocab_size)
-    rows = []
+    rows: list[list[LatencyRow]] = [[] for _ in models]
     for batch_size in batch_sizes:
         for seq_len in seq_lens:
             ids = torch.randint(5, vocab, (batch_size, seq_len), generator=generator).to(lm.device)
             mask = torch.ones_like(ids)
-            times = []
-            with torch.inference_mode():
-                for i in range(warmup + repeats):
-                    if lm.device.type == "cuda":
-                        torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    lm.model(input_ids=ids, attention_mask=mask)
-                    if lm.device.type == "cuda":
-                        torch.cuda.synchronize()
+            times: list[list[float]] = [[] for _ in models]
+            for i in range(warmup + repeats):
+                for m, model in enumerate(models):
+                    elapsed = _timed_forward(model, ids, mask)
                     if i >= warmup:
-                        times.append((time.perf_counter() - start) * 1000)
-            rows.append(LatencyRow(batch_size, seq_len, statistics.median(times), min(times), repeats))
-    return rows
+                        times[m].append(elapsed)
+            for m in range(len(models)):
+                rows[m].append(LatencyRow(batch_size, seq_len, statistics.median(times[m]), min(times[m]), repeats))
+    return rows[0] if not others else tuple(rows)
 
 
 @dataclass
@@ -103,14 +116,31 @@ def efficiency_report(
     batch_sizes: Sequence[int] = (1, 32),
     seq_lens: Sequence[int] = (64, 128),
     repeats: int = 7,
+    latency: list[LatencyRow] | None = None,
 ) -> EfficiencyReport:
+    """Size, MACs and latency of one model (``latency`` if already measured, e.g. paired)."""
     return EfficiencyReport(
         name=lm.name,
         heads=int(sum(len(k) for k in lm.kept_heads)),
         parameters=count_parameters(lm),
         attention_parameters=attention_parameters(lm),
         macs={t: encoder_macs(lm, t) for t in seq_lens},
-        latency=measure_latency(lm, batch_sizes, seq_lens, repeats),
+        latency=latency if latency is not None else measure_latency(lm, batch_sizes, seq_lens, repeats),
+    )
+
+
+def paired_efficiency(
+    full: LoadedModel,
+    pruned: LoadedModel,
+    batch_sizes: Sequence[int] = (1, 32),
+    seq_lens: Sequence[int] = (64, 128),
+    repeats: int = 7,
+) -> tuple[EfficiencyReport, EfficiencyReport]:
+    """Reports of two models whose latencies were measured interleaved (fair under background load)."""
+    full_rows, pruned_rows = measure_latency(full, batch_sizes, seq_lens, repeats, others=[pruned])
+    return (
+        efficiency_report(full, batch_sizes, seq_lens, latency=full_rows),
+        efficiency_report(pruned, batch_sizes, seq_lens, latency=pruned_rows),
     )
 
 

@@ -44,3 +44,14 @@ def sst2_small():
     from pruning_core import load_dataset
 
     return load_dataset("sst2", max_rows=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bert, tmp_path_factory):
+    """A real analysis bundle of the tiny BERT on 64 SST-2 sentences (its own cache folder)."""
+    from pruning_core import DiskCache, load_dataset
+    from pruning_core.analysis import AnalysisParams, analyze
+
+    data = load_dataset("sst2", max_rows=64)
+    cache = DiskCache(tmp_path_factory.mktemp("bundle-cache"))
+    return data, analyze(tiny_bert, data, AnalysisParams(similarity_tokens=500, role_sentences=30, alignment_sentences=60), cache=cache)

@@ -1,0 +1,162 @@
+"""Differentiable subset pruning (Li et al. 2021), pipelined mode: the model is frozen and only
+per-head logits ``w`` are learned.
+
+Each step draws Gumbel noise, builds a soft top-K mask by K successive softmaxes at temperature
+tau (each step down-weights what earlier steps took), gates the heads with it and descends the
+task loss. tau is annealed geometrically (1000 -> 0.1). The final scheme keeps exactly the top-K
+of ``w``; for a curve, heads are pruned in ascending order of ``w`` learned at K = half the heads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..cache import DiskCache, cache_key
+from ..data import TextDataset, load_dataset
+from ..evaluation import collate, encode
+from ..loading import LoadedModel
+from ..progress import ProgressFn, no_progress
+from ..schemes import Scheme
+from .base import Head, Strategy, StrategyContext, register
+
+
+def soft_top_k(logits: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """A relaxed k-hot vector: the sum of k successive softmaxes, each masking what was taken."""
+    taken = torch.zeros_like(logits)
+    current = logits
+    result = torch.zeros_like(logits)
+    for _ in range(k):
+        current = current + torch.log(torch.clamp(1.0 - taken, min=1e-20))
+        taken = torch.softmax(current / tau, dim=-1)
+        result = result + taken
+    return result.clamp(max=1.0)
+
+
+@dataclass
+class DSPResult:
+    logits: np.ndarray
+    k: int
+    steps: int
+    seconds: float
+    train_data: str
+
+    def scheme(self, shape: tuple[int, int], model: str = "") -> Scheme:
+        """Keep exactly the top-k heads of the learned logits."""
+        flat = self.logits.ravel()
+        keep = np.zeros(flat.size, dtype=bool)
+        keep[np.argsort(-flat, kind="stable")[: self.k]] = True
+        return Scheme.from_mask(keep.reshape(shape), model=model, name=f"dsp@keep{self.k}")
+
+
+def training_data(dataset: TextDataset, rows: int = 2000, seed: int = 0) -> TextDataset:
+    """Data to learn the gates on: SST-2 train for the bundled dev set, else the given dataset."""
+    if dataset.name == "sst2:dev":
+        train = load_dataset("sst2:train")
+        return train.subset(np.random.default_rng(seed).permutation(len(train))[:rows], name=f"sst2:train[{rows} sampled]")
+    return dataset
+
+
+def train_dsp(
+    lm: LoadedModel,
+    data: TextDataset,
+    keep_k: int,
+    steps: int = 200,
+    batch_size: int = 32,
+    lr: float = 0.2,
+    tau_start: float = 1000.0,
+    tau_end: float = 0.1,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+) -> DSPResult:
+    """Learn head logits for keeping ``keep_k`` heads (cached on disk)."""
+    cache = cache if cache is not None else DiskCache()
+    key = cache_key(
+        "dsp",
+        model=lm.fingerprint,
+        data=data.fingerprint,
+        k=keep_k,
+        steps=steps,
+        batch=batch_size,
+        lr=lr,
+        tau=[tau_start, tau_end],
+        seed=seed,
+    )
+    hit = cache.get(key)
+    if hit is not None:
+        return DSPResult(hit[0]["logits"], keep_k, steps, float(hit[1]["seconds"]), str(hit[1]["train_data"]))
+    report = progress or no_progress
+    started = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    encoded = encode(lm, data)
+    present = torch.as_tensor(lm.present_mask().ravel(), device=lm.device)
+    logits = torch.zeros(lm.num_layers * lm.num_heads, device=lm.device, requires_grad=True)
+    velocity = torch.zeros_like(logits)
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    decay = (tau_end / tau_start) ** (1.0 / max(steps - 1, 1))
+    for step in range(steps):
+        tau = tau_start * decay**step
+        indices = rng.choice(len(encoded), size=min(batch_size, len(encoded)), replace=False)
+        batch = collate(encoded, indices, pad_id, lm.device)
+        labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
+        uniform = torch.rand(logits.shape, generator=generator).clamp(1e-10, 1 - 1e-10).to(lm.device)
+        gumbel = -torch.log(-torch.log(uniform))
+        scores = torch.where(present, logits + gumbel, torch.full_like(logits, -1e9))
+        gates = soft_top_k(scores, keep_k, tau).view(lm.num_layers, lm.num_heads)
+        with lm.gated(gates):
+            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits, labels)
+        (grad,) = torch.autograd.grad(loss, logits)
+        grad = grad - grad[present].mean() * present
+        velocity = 0.9 * velocity + grad / (grad.norm() + 1e-12)
+        with torch.no_grad():
+            logits -= lr * velocity
+        if (step + 1) % 10 == 0 or step + 1 == steps:
+            report((step + 1) / steps, f"DSP step {step + 1}/{steps} loss {loss.item():.3f}")
+    learned = logits.detach().cpu().numpy().reshape(lm.shape)
+    learned[~lm.present_mask()] = -np.inf
+    seconds = time.perf_counter() - started
+    cache.put(key, {"logits": learned}, {"seconds": seconds, "train_data": data.name})
+    return DSPResult(learned, keep_k, steps, seconds, data.name)
+
+
+@register
+class DifferentiableSubset(Strategy):
+    name = "dsp"
+    label = "Differentiable subset (DSP)"
+    description = "Li et al. 2021: learned head logits with a Gumbel soft top-K at an annealed temperature; the model stays frozen."
+    exact_k = True
+
+    def __init__(self, keep_fraction: float = 0.5, steps: int = 200, seed: int = 0):
+        self.keep_fraction = keep_fraction
+        self.steps = steps
+        self.seed = seed
+        self.last: DSPResult | None = None
+
+    def learn(self, ctx: StrategyContext, keep_k: int) -> DSPResult:
+        self.last = train_dsp(
+            ctx.lm,
+            training_data(ctx.dataset, seed=self.seed),
+            keep_k,
+            steps=self.steps,
+            seed=self.seed,
+            progress=ctx.progress,
+            cache=ctx.cache,
+        )
+        return self.last
+
+    def order(self, ctx: StrategyContext) -> list[Head]:
+        total = ctx.shape[0] * ctx.shape[1]
+        learned = self.learn(ctx, max(1, round(self.keep_fraction * total))).logits
+        return sorted(ctx.all_heads(), key=lambda h: (learned[h], h))
+
+    def scheme(self, ctx: StrategyContext, k: int) -> Scheme:
+        """Prune exactly ``k`` heads: learn the gates for keeping the other heads."""
+        total = ctx.shape[0] * ctx.shape[1]
+        if k >= total:
+            return Scheme(*ctx.shape, frozenset(ctx.all_heads()), model=ctx.lm.name, name=f"dsp@{k}")
+        return self.learn(ctx, total - k).scheme(ctx.shape, ctx.lm.name)
