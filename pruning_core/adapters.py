@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from .errors import ModelLoadError
@@ -40,6 +41,7 @@ class ArchAdapter:
     heads_attr: str
     hidden_attr: str
     heads_count_attrs: tuple[str, ...]
+    head_kind: str = "sequence"
 
     def layers(self, model: nn.Module) -> list[nn.Module]:
         """The encoder layers of a (sequence-classification) model, bottom first."""
@@ -62,6 +64,15 @@ class ArchAdapter:
     def out_proj_inside_core(self) -> bool:
         return self.out_proj_path.startswith(self.core_path + ".")
 
+    def classify(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from the encoder's last hidden states, as the model's own forward computes them."""
+        if self.head_kind == "pooler":
+            return model.classifier(model.dropout(model.base_model.pooler(hidden)))
+        if self.head_kind == "first_token_mlp":
+            first = torch.relu(model.pre_classifier(hidden[:, 0]))
+            return model.classifier(model.dropout(first))
+        return model.classifier(hidden)
+
     def num_heads(self, config) -> int:
         return int(getattr(config, self.heads_attr))
 
@@ -83,7 +94,7 @@ _BERT_LIKE = dict(
 )
 
 ADAPTERS: dict[str, ArchAdapter] = {
-    "bert": ArchAdapter(name="BERT", model_types=("bert",), **_BERT_LIKE),
+    "bert": ArchAdapter(name="BERT", model_types=("bert",), head_kind="pooler", **_BERT_LIKE),
     "roberta": ArchAdapter(name="RoBERTa", model_types=("roberta",), **_BERT_LIKE),
     "xlm-roberta": ArchAdapter(name="XLM-R", model_types=("xlm-roberta",), **_BERT_LIKE),
     "electra": ArchAdapter(name="ELECTRA", model_types=("electra",), **_BERT_LIKE),
@@ -97,6 +108,7 @@ ADAPTERS: dict[str, ArchAdapter] = {
         heads_attr="n_heads",
         hidden_attr="dim",
         heads_count_attrs=("n_heads",),
+        head_kind="first_token_mlp",
     ),
 }
 

@@ -257,7 +257,7 @@ def compute_curves(
             if (run_index, k) in results:
                 return
             scheme = Scheme(layers, heads, frozenset(orders[run_index][:k]))
-            result = full if k == 0 else evaluate(lm, dataset, scheme, cache=cache)
+            result = full if k == 0 else evaluate(lm, dataset, scheme, cache=cache, remember=True)
             evaluations += int(not result.from_cache and k != 0)
             results[(run_index, k)] = (result.accuracy, result.loss, result.agreement)
 

@@ -216,6 +216,39 @@ def _sample_losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -log_probs[np.arange(len(labels)), labels]
 
 
+def _logits(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    encoded: Encoded,
+    keep: np.ndarray,
+    progress: ProgressFn,
+    max_tokens: int | None,
+    incremental: bool,
+    remember: bool,
+) -> np.ndarray:
+    """Logits of a keep-mask, reusing remembered hidden states where the first layers agree."""
+    gates = None if np.array_equal(keep, lm.present_mask()) else keep
+    if not incremental:
+        return forward_logits(lm, encoded, gates, progress, max_tokens)
+    from .incremental import prefix_store, run_with_prefix
+
+    data_key = f"{dataset.fingerprint}:{encoded.max_length}"
+    store = prefix_store(lm)
+    prefix, start = store.best(data_key, keep)
+    if start == 0 and not remember:
+        return forward_logits(lm, encoded, gates, progress, max_tokens)
+    try:
+        states = run_with_prefix(lm, encoded, keep, prefix if start > 0 else None, max_tokens, progress)
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not _is_oom(exc):
+            raise
+        store.clear()
+        return forward_logits(lm, encoded, gates, progress, max_tokens)
+    if remember:
+        store.put(data_key, mask_key(keep), states)
+    return states.logits
+
+
 def resolve_keep_mask(lm: LoadedModel, scheme: Scheme | np.ndarray | Sequence | None) -> np.ndarray:
     """The boolean keep-mask of a scheme/mask over the model's heads (absent heads count as pruned)."""
     present = lm.present_mask()
@@ -245,11 +278,15 @@ def evaluate(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
     max_tokens: int | None = None,
+    incremental: bool = True,
+    remember: bool = False,
 ) -> EvalResult:
     """Evaluate ``lm`` on ``dataset`` with the heads of ``scheme`` gated off.
 
     Results are cached on disk (``cache``; default: the user cache folder) keyed by model
-    fingerprint, data fingerprint, mask, maximum length and code version.
+    fingerprint, data fingerprint, mask, maximum length and code version. With ``incremental``,
+    layers below the first one whose gates differ from a remembered mask are not recomputed;
+    ``remember`` keeps this mask's hidden states for later evaluations (memory-bounded).
     """
     cache = cache if cache is not None else DiskCache()
     report = progress or no_progress
@@ -271,12 +308,14 @@ def evaluate(
     else:
         full_mask = lm.present_mask()
         if np.array_equal(keep, full_mask):
-            logits = forward_logits(lm, encoded, None, report, max_tokens)
+            logits = _logits(lm, dataset, encoded, keep, report, max_tokens, incremental, remember)
             full_preds = logits.argmax(axis=1)
         else:
-            full = evaluate(lm, dataset, None, max_length=encoded.max_length, progress=None, cache=cache, max_tokens=max_tokens)
+            full = evaluate(
+                lm, dataset, None, max_length=encoded.max_length, cache=cache, max_tokens=max_tokens, incremental=incremental, remember=remember
+            )
             full_preds = full.preds
-            logits = forward_logits(lm, encoded, keep, report, max_tokens)
+            logits = _logits(lm, dataset, encoded, keep, report, max_tokens, incremental, remember)
         cache.put(key, {"logits": logits, "full_preds": full_preds}, {"model": lm.name, "data": dataset.name})
         from_cache = False
     labels = encoded.labels

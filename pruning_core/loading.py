@@ -57,6 +57,7 @@ class LoadedModel:
     _eager: nn.Module | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     encodings: dict = field(default_factory=dict, repr=False)
+    caches: dict = field(default_factory=dict, repr=False)
 
     @property
     def config(self):

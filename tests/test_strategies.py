@@ -160,3 +160,22 @@ def test_report_writes_json_html_and_checkpoint(tiny_bert, sst2_small, tmp_path)
     assert "Pruning report" in page and "plotly" in page.lower() and "cdn.plot.ly" not in page
     assert load_model(result["checkpoint"]).kept_heads == [[1, 2, 3], [], [0, 1, 2, 3]]
     assert np.isfinite(result["latency"][0]["speedup"])
+
+
+def test_dsp_ranks_a_useless_head_last(tiny_bert_dir):
+    """A head with zeroed value weights changes nothing: keeping N-1 heads, DSP drops exactly it."""
+    import torch
+
+    from pruning_core import load_dataset, load_model
+    from pruning_core.strategies.dsp import train_dsp
+
+    lm = load_model(tiny_bert_dir)
+    _, _, value = lm.adapter.qkv(lm.adapter.layers(lm.model)[1])
+    with torch.no_grad():
+        value.weight[2 * lm.head_dim : 3 * lm.head_dim] = 0
+        value.bias[2 * lm.head_dim : 3 * lm.head_dim] = 0
+    lm.fingerprint += "-useless-head"
+    data = load_dataset("sst2:train", max_rows=300)
+    learned = train_dsp(lm, data, keep_k=11, steps=150, objective="full_model")
+    assert np.unravel_index(np.argmin(learned.logits), lm.shape) == (1, 2)
+    assert learned.scheme(lm.shape).pruned == frozenset({(1, 2)})

@@ -17,7 +17,7 @@ import torch
 
 from ..cache import DiskCache, cache_key
 from ..data import TextDataset, load_dataset
-from ..evaluation import collate, encode
+from ..evaluation import collate, encode, forward_logits
 from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
 from ..schemes import Scheme
@@ -70,10 +70,18 @@ def train_dsp(
     tau_start: float = 1000.0,
     tau_end: float = 0.1,
     seed: int = 0,
+    objective: str = "labels",
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
 ) -> DSPResult:
-    """Learn head logits for keeping ``keep_k`` heads (cached on disk)."""
+    """Learn head logits for keeping ``keep_k`` heads (cached on disk).
+
+    ``objective``: ``labels`` (cross-entropy with the dataset's labels, as Li et al.) or
+    ``full_model`` (KL divergence from the full model's predicted distribution; then a head whose
+    removal changes nothing is never preferred over one whose removal changes the output).
+    """
+    if objective not in ("labels", "full_model"):
+        raise ValueError(f"objective must be 'labels' or 'full_model', not {objective!r}")
     cache = cache if cache is not None else DiskCache()
     key = cache_key(
         "dsp",
@@ -85,6 +93,7 @@ def train_dsp(
         lr=lr,
         tau=[tau_start, tau_end],
         seed=seed,
+        objective=objective,
     )
     hit = cache.get(key)
     if hit is not None:
@@ -94,6 +103,9 @@ def train_dsp(
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     encoded = encode(lm, data)
+    teacher = None
+    if objective == "full_model":
+        teacher = torch.log_softmax(torch.as_tensor(forward_logits(lm, encoded)), dim=-1).to(lm.device)
     present = torch.as_tensor(lm.present_mask().ravel(), device=lm.device)
     logits = torch.zeros(lm.num_layers * lm.num_heads, device=lm.device, requires_grad=True)
     velocity = torch.zeros_like(logits)
@@ -109,7 +121,11 @@ def train_dsp(
         scores = torch.where(present, logits + gumbel, torch.full_like(logits, -1e9))
         gates = soft_top_k(scores, keep_k, tau).view(lm.num_layers, lm.num_heads)
         with lm.gated(gates):
-            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits, labels)
+            logits_out = lm.model(**batch).logits
+        if teacher is None:
+            loss = torch.nn.functional.cross_entropy(logits_out, labels)
+        else:
+            loss = torch.nn.functional.kl_div(torch.log_softmax(logits_out, -1), teacher[indices], log_target=True, reduction="batchmean")
         (grad,) = torch.autograd.grad(loss, logits)
         grad = grad - grad[present].mean() * present
         velocity = 0.9 * velocity + grad / (grad.norm() + 1e-12)

@@ -1,0 +1,203 @@
+"""Benchmark: bhpvas masked evaluation against a run_bertology-style reference, in one run.
+
+The reference is written here as run_bertology evaluated masks: batches of 32, every sequence
+padded to 128 tokens, eager attention, one full forward pass per mask, nothing cached. Both paths
+evaluate the same model, data and masks; the script prints a table and writes JSON.
+
+    python bench/run.py                 # masked evaluation + one-head toggles
+    python bench/run.py --analysis      # also analyze + curves on the demo, cold and warm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pruning_core import DiskCache, Scheme, evaluate, load_dataset, load_model
+from pruning_core.efficiency import encoder_macs
+from pruning_core.evaluation import encode
+from pruning_core.incremental import prefix_store
+
+
+def matmul_peak(seconds: float = 3.0) -> float:
+    """Achieved fp32 GFLOP/s of a large matrix product on this device (best of repeats)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def reference_evaluate(lm_eager, dataset, keep: np.ndarray) -> tuple[float, np.ndarray]:
+    """run_bertology style: batch 32, padded to 128, eager attention, full forward per mask."""
+    texts = list(dataset.texts)
+    labels = np.asarray(dataset.label_ids(lm_eager.label2id, lm_eager.num_labels))
+    preds = []
+    with torch.inference_mode(), lm_eager.gated(keep):
+        for start in range(0, len(texts), 32):
+            batch = lm_eager.tokenizer(
+                texts[start : start + 32], padding="max_length", truncation=True, max_length=128, return_tensors="pt"
+            )
+            batch = {k: v.to(lm_eager.device) for k, v in batch.items()}
+            preds.append(lm_eager.model(**batch).logits.argmax(-1).cpu().numpy())
+    preds = np.concatenate(preds)
+    return float((preds == labels).mean()), preds
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, value = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), value
+
+
+def masked_flops(lm, encoded, keep: np.ndarray) -> float:
+    heads = keep.sum(axis=1).tolist()
+    return 2.0 * sum(encoder_macs(lm, int(t), heads) for t in encoded.lengths)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--data", default="sst2")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--analysis", action="store_true", help="also time analyze + curves cold and warm")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    lm = load_model(args.model)
+    eager = load_model(args.model, attn_implementation="eager")
+    dataset = load_dataset(args.data)
+    encoded = encode(lm, dataset)
+    rng = np.random.default_rng(0)
+    masks = []
+    for share in (0.1, 0.3, 0.5):
+        keep = np.ones(lm.shape, dtype=bool)
+        keep.ravel()[rng.choice(keep.size, int(share * keep.size), replace=False)] = False
+        masks.append(keep)
+    off = DiskCache(enabled=False)
+    peak = matmul_peak()
+    rows = []
+    for keep in masks:
+        scheme = Scheme.from_mask(keep)
+        evaluate(lm, dataset, scheme, cache=off, incremental=False)
+        ours_s, ours = timed(lambda scheme=scheme: evaluate(lm, dataset, scheme, cache=off, incremental=False), args.repeats)
+        ref_s, (ref_acc, ref_preds) = timed(lambda keep=keep: reference_evaluate(eager, dataset, keep), max(1, args.repeats - 1))
+        flops = masked_flops(lm, encoded, keep)
+        rows.append(
+            {
+                "heads_pruned": int((~keep).sum()),
+                "ours_s": round(ours_s, 3),
+                "reference_s": round(ref_s, 3),
+                "speedup_vs_reference": round(ref_s / ours_s, 2),
+                "tokens_per_s": round(int(encoded.lengths.sum()) / ours_s),
+                "gflops": round(flops / ours_s / 1e9, 1),
+                "share_of_matmul_peak": round(flops / ours_s / 1e9 / peak, 3),
+                "accuracy": ours.accuracy,
+                "reference_accuracy": ref_acc,
+                "prediction_mismatches_vs_reference": int((ours.preds != ref_preds).sum()),
+            }
+        )
+    current = Scheme.from_mask(masks[1])
+    prefix_store(lm).clear()
+    evaluate(lm, dataset, current, cache=off, remember=True)
+    toggles = []
+    for layer in range(lm.num_layers):
+        toggled = current.toggled(layer, int(rng.integers(lm.num_heads)))
+        seconds, fast = timed(lambda toggled=toggled: evaluate(lm, dataset, toggled, cache=off), args.repeats)
+        slow = evaluate(lm, dataset, toggled, cache=off, incremental=False)
+        toggles.append(
+            {
+                "layer": layer,
+                "seconds": round(seconds, 3),
+                "accuracy_diff_vs_slow_path": abs(fast.accuracy - slow.accuracy),
+                "max_prob_diff_vs_slow_path": float(np.abs(fast.probs - slow.probs).max()),
+            }
+        )
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()} {platform.processor()} cores={os.cpu_count()} torch threads={torch.get_num_threads()} device={lm.device}",
+        "torch": torch.__version__,
+        "model": args.model,
+        "data": f"{dataset.name} ({len(dataset)} rows, {int(encoded.lengths.sum())} tokens)",
+        "matmul_peak_gflops": round(peak, 1),
+        "masked_evaluation": rows,
+        "one_head_toggle": toggles,
+        "toggle_mean_s": round(statistics.mean(t["seconds"] for t in toggles), 3),
+        "command": " ".join(["python", *sys.argv]),
+    }
+    if args.analysis:
+        from pruning_core.analysis import analyze
+        from pruning_core.curves import compute_curves
+
+        with tempfile.TemporaryDirectory() as folder:
+            cache = DiskCache(folder)
+            prefix_store(lm).clear()
+            start = time.perf_counter()
+            bundle = analyze(lm, dataset, cache=cache)
+            analysis_cold = time.perf_counter() - start
+            start = time.perf_counter()
+            curves = compute_curves(lm, dataset, bundle, cache=cache)
+            curves_cold = time.perf_counter() - start
+            start = time.perf_counter()
+            compute_curves(lm, dataset, analyze(lm, dataset, cache=cache), cache=cache)
+            warm = time.perf_counter() - start
+        result["analysis"] = {
+            "analysis_cold_s": round(analysis_cold, 1),
+            "analysis_parts_s": bundle.timings,
+            "curves_cold_s": round(curves_cold, 1),
+            "curves_evaluations": curves.evaluations,
+            "curves_per_strategy_s": {k: round(v.seconds, 1) for k, v in curves.curves.items()},
+            "dsp": curves.extra.get("dsp"),
+            "total_cold_s": round(analysis_cold + curves_cold, 1),
+            "reopen_warm_s": round(warm, 2),
+            "knee": curves.knee_table(),
+        }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['machine']}; matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
+    print(f"{'pruned':>6} {'ours s':>8} {'ref s':>8} {'speed-up':>8} {'tok/s':>8} {'GFLOP/s':>8} {'% peak':>7} {'acc':>7} {'ref acc':>7}")
+    for r in rows:
+        print(
+            f"{r['heads_pruned']:>6} {r['ours_s']:>8.3f} {r['reference_s']:>8.3f} {r['speedup_vs_reference']:>7.2f}x {r['tokens_per_s']:>8} "
+            f"{r['gflops']:>8.1f} {100 * r['share_of_matmul_peak']:>6.1f}% {r['accuracy']:>7.4f} {r['reference_accuracy']:>7.4f}"
+        )
+    print(
+        "one-head toggle (incremental), seconds by layer:",
+        ", ".join(f"L{t['layer']} {t['seconds']:.3f}" for t in toggles),
+        f"(mean {result['toggle_mean_s']})",
+    )
+    print("max |prob| difference fast vs slow path:", max(t["max_prob_diff_vs_slow_path"] for t in toggles))
+    if "analysis" in result:
+        a = result["analysis"]
+        print(
+            f"analysis cold {a['analysis_cold_s']} s {a['analysis_parts_s']}; curves cold {a['curves_cold_s']} s ({a['curves_evaluations']} evaluations)"
+        )
+        print(f"per strategy: {a['curves_per_strategy_s']}; total cold {a['total_cold_s']} s; reopen {a['reopen_warm_s']} s")
+    print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

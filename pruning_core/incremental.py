@@ -1,0 +1,145 @@
+"""Incremental evaluation: reuse the hidden states below the first layer whose gates changed.
+
+A :class:`PrefixStates` holds, for one reference keep-mask and one tokenised dataset, every
+layer's input hidden states (and the exact arguments the encoder passed to the layer). Evaluating
+another mask then runs only the layers from the first one whose gates differ, and the classifier
+head. States are kept per model in a small least-recently-used store with a memory bound
+(``$BHPVAS_PREFIX_CACHE_MB``, default 1024), shared safely between threads (read-only tensors).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .evaluation import Encoded, collate, default_max_tokens, length_batches
+from .loading import LoadedModel
+from .progress import ProgressFn, no_progress
+
+
+@dataclass
+class PrefixStates:
+    """Per batch: the input of every layer and the layer call's other arguments, under ``keep``."""
+
+    keep: np.ndarray
+    batches: list[np.ndarray]
+    inputs: list[list[torch.Tensor]]
+    call_args: list[tuple[tuple, dict]]
+    logits: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for batch in self.inputs for t in batch)
+
+
+def first_changed_layer(reference: np.ndarray, keep: np.ndarray) -> int:
+    """Index of the first layer whose keep-mask differs (the number of layers if none does)."""
+    differs = np.nonzero((reference != keep).any(axis=1))[0]
+    return int(differs[0]) if len(differs) else len(keep)
+
+
+def _layer_output(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def run_with_prefix(
+    lm: LoadedModel,
+    encoded: Encoded,
+    keep: np.ndarray,
+    prefix: PrefixStates | None = None,
+    max_tokens: int | None = None,
+    progress: ProgressFn | None = None,
+) -> PrefixStates:
+    """Logits of ``keep`` and its own prefix states, starting from ``prefix`` where it can.
+
+    Without ``prefix`` every layer runs (one normal forward pass, recording the states).
+    """
+    report = progress or no_progress
+    layers = lm.adapter.layers(lm.model)
+    start = first_changed_layer(prefix.keep, keep) if prefix is not None else 0
+    if prefix is not None and start == len(layers):
+        return prefix
+    batches = prefix.batches if prefix is not None else length_batches(encoded.lengths, max_tokens or default_max_tokens(lm.device))
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
+    inputs: list[list[torch.Tensor]] = []
+    call_args: list[tuple[tuple, dict]] = []
+    with torch.inference_mode(), lm.gated(keep):
+        for b, indices in enumerate(batches):
+            if prefix is None:
+                recorded: list[torch.Tensor] = []
+                captured: dict = {}
+
+                def record(module, args, kwargs, recorded=recorded, captured=captured):
+                    recorded.append(args[0])
+                    captured.setdefault("call", (args[1:], kwargs))
+
+                handles = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in layers]
+                try:
+                    out = lm.model(**collate(encoded, indices, pad_id, lm.device)).logits
+                finally:
+                    for handle in handles:
+                        handle.remove()
+                inputs.append(recorded)
+                call_args.append(captured["call"])
+            else:
+                args, kwargs = prefix.call_args[b]
+                hidden = prefix.inputs[b][start]
+                recorded = list(prefix.inputs[b][: start + 1])
+                for index in range(start, len(layers)):
+                    hidden = _layer_output(layers[index](hidden, *args, **kwargs))
+                    if index + 1 < len(layers):
+                        recorded.append(hidden)
+                out = lm.adapter.classify(lm.model, hidden)
+                inputs.append(recorded)
+                call_args.append((args, kwargs))
+            logits[indices] = out.float().cpu().numpy()
+            report((b + 1) / len(batches), f"batch {b + 1}/{len(batches)} from layer {start}")
+    return PrefixStates(keep.copy(), batches, inputs, call_args, logits)
+
+
+class PrefixStore:
+    """Least-recently-used prefix states of one model, bounded in bytes, keyed by dataset."""
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_bytes if max_bytes is not None else int(os.environ.get("BHPVAS_PREFIX_CACHE_MB", "1024")) * 2**20
+        self._entries: OrderedDict[tuple[str, str], PrefixStates] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def best(self, data_key: str, keep: np.ndarray) -> tuple[PrefixStates | None, int]:
+        """The stored states for ``data_key`` sharing the most leading layers with ``keep``."""
+        with self._lock:
+            candidates = [(states, first_changed_layer(states.keep, keep)) for (d, _), states in self._entries.items() if d == data_key]
+        if not candidates:
+            return None, 0
+        return max(candidates, key=lambda c: c[1])
+
+    def put(self, data_key: str, mask_key: str, states: PrefixStates) -> None:
+        if self.max_bytes <= 0 or states.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            self._entries[(data_key, mask_key)] = states
+            self._entries.move_to_end((data_key, mask_key))
+            while sum(s.nbytes for s in self._entries.values()) > self.max_bytes and len(self._entries) > 1:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_STORE_LOCK = threading.Lock()
+
+
+def prefix_store(lm: LoadedModel) -> PrefixStore:
+    """The prefix store attached to a loaded model (created on first use)."""
+    with _STORE_LOCK:
+        store = lm.caches.get("prefix_store")
+        if store is None:
+            store = lm.caches["prefix_store"] = PrefixStore()
+        return store
