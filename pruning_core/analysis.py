@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .attention import PROFILE_NAMES, AttentionStats, attention_statistics
-from .cache import CODE_VERSION, DiskCache
+from .cache import CODE_VERSION, DiskCache, single_flight
 from .data import TextDataset
 from .errors import BhpvasError
 from .loading import LoadedModel
@@ -264,8 +264,18 @@ def analyze(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
 ) -> AnalysisBundle:
-    """Compute (or reopen from the cache) every per-head evidence of ``lm`` on ``dataset``."""
+    """Compute (or reopen from the cache) every per-head evidence of ``lm`` on ``dataset``.
+
+    Concurrent calls for the same model, data and parameters run once; the others wait for it.
+    """
     cache = cache if cache is not None else DiskCache()
+    with single_flight(f"analysis:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
+        return _analyze(lm, dataset, params, progress, cache)
+
+
+def _analyze(
+    lm: LoadedModel, dataset: TextDataset, params: AnalysisParams, progress: ProgressFn | None, cache: DiskCache
+) -> AnalysisBundle:
     report = progress or no_progress
     timings: dict[str, float] = {}
 

@@ -12,7 +12,9 @@ import io
 import json
 import os
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ class DiskCache:
     def __init__(self, root: str | Path | None = None, enabled: bool = True):
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = enabled
+        self.last_error: str | None = None
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npz"
@@ -76,10 +79,14 @@ class DiskCache:
             return None
         return arrays, meta
 
-    def put(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> None:
-        """Write an entry atomically; a failed write keeps any previous entry and raises CacheError."""
+    def put(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None, strict: bool = False) -> bool:
+        """Write an entry atomically; returns whether it was written.
+
+        A failed write (disk full, read-only folder) keeps any previous entry, records the reason
+        in ``last_error`` and, with ``strict``, raises :class:`CacheError`.
+        """
         if not self.enabled:
-            return
+            return False
         meta_json = json.dumps({**(meta or {}), "__key__": key, "__code__": CODE_VERSION}, default=str)
         payload = {name: np.asarray(a) for name, a in arrays.items()}
         buffer = io.BytesIO()
@@ -97,9 +104,14 @@ class DiskCache:
             if tmp_name:
                 Path(tmp_name).unlink(missing_ok=True)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
-            raise CacheError(
-                f"Could not write to the cache at {self.root}: {reason}. Previous results are kept; free space or set BHPVAS_CACHE_DIR."
-            ) from None
+            self.last_error = (
+                f"Could not write to the cache at {self.root}: {reason}. Results were computed but not saved "
+                "(earlier entries are kept); free space or set BHPVAS_CACHE_DIR."
+            )
+            if strict:
+                raise CacheError(self.last_error) from None
+            return False
+        return True
 
     def clear(self) -> int:
         """Delete every entry; returns how many were removed."""
@@ -109,3 +121,16 @@ class DiskCache:
                 path.unlink(missing_ok=True)
                 count += 1
         return count
+
+
+_FLIGHTS: dict[str, threading.Lock] = {}
+_FLIGHTS_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_flight(key: str):
+    """Serialise work on one key: a second caller waits for the first, then finds its cached result."""
+    with _FLIGHTS_LOCK:
+        lock = _FLIGHTS.setdefault(key, threading.Lock())
+    with lock:
+        yield

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import AnalysisBundle
-from .cache import DiskCache, cache_key
+from .cache import DiskCache, cache_key, single_flight
 from .data import TextDataset
 from .errors import BhpvasError
 from .evaluation import evaluate
@@ -218,8 +218,18 @@ def compute_curves(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
 ) -> Curves:
-    """Curves of every strategy in ``params`` (the whole result is cached on disk as well)."""
+    """Curves of every strategy in ``params`` (the whole result is cached on disk as well).
+
+    Concurrent calls for the same model, data and parameters run once; the others wait for it.
+    """
     cache = cache if cache is not None else DiskCache()
+    with single_flight(f"curves:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
+        return _compute_curves(lm, dataset, bundle, params, progress, cache)
+
+
+def _compute_curves(
+    lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, params: CurveParams, progress: ProgressFn | None, cache: DiskCache
+) -> Curves:
     report = progress or no_progress
     key = cache_key("curves", model=lm.fingerprint, data=dataset.fingerprint, params=asdict(params), bundle=bundle.model_fingerprint)
     hit = cache.get(key)

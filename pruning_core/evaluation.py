@@ -312,11 +312,19 @@ def evaluate(
             full_preds = logits.argmax(axis=1)
         else:
             full = evaluate(
-                lm, dataset, None, max_length=encoded.max_length, cache=cache, max_tokens=max_tokens, incremental=incremental, remember=remember
+                lm,
+                dataset,
+                None,
+                max_length=encoded.max_length,
+                cache=cache,
+                max_tokens=max_tokens,
+                incremental=incremental,
+                remember=remember,
             )
             full_preds = full.preds
             logits = _logits(lm, dataset, encoded, keep, report, max_tokens, incremental, remember)
-        cache.put(key, {"logits": logits, "full_preds": full_preds}, {"model": lm.name, "data": dataset.name})
+        if not cache.put(key, {"logits": logits, "full_preds": full_preds}, {"model": lm.name, "data": dataset.name}) and cache.last_error:
+            notices.append(cache.last_error)
         from_cache = False
     labels = encoded.labels
     preds = logits.argmax(axis=1)
