@@ -71,8 +71,58 @@ def test_attention_statistics_over_data(capsys, tiny_bert_dir):
 
 
 def test_help_for_every_command(capsys):
-    for command in ("prepare-demo", "evaluate", "prune", "attention"):
+    for command in ("prepare-demo", "evaluate", "prune", "attention", "analyze", "curves", "report"):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
         assert "--json" in capsys.readouterr().out
+
+
+def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, tmp_path):
+    from pruning_core.analysis import load_bundle
+    from pruning_core.curves import load_curves
+
+    common = ["--model", str(tiny_bert_dir), "--max-rows", "40", "--json", "--no-progress"]
+    code, summary, _ = run(
+        capsys,
+        "analyze",
+        *common,
+        "--out",
+        str(tmp_path / "bundle"),
+        "--similarity-tokens",
+        "300",
+        "--role-sentences",
+        "20",
+        "--alignment-sentences",
+        "20",
+    )
+    assert code == 0 and summary["heads"] == 12
+    assert set(summary["ranked"]) == {"importance", "stability", "similarity"} and set(summary["spearman"]) == {
+        "importance~stability",
+        "importance~similarity",
+        "stability~similarity",
+    }
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.shape == (3, 4) and len(bundle.scores_table()) == 12
+    header = (tmp_path / "bundle" / "scores.csv").read_text().splitlines()[0].split(",")
+    for column in (
+        "layer",
+        "head",
+        "importance",
+        "stability",
+        "similarity",
+        "most_similar",
+        "entropy",
+        "umap_x",
+        "umap_y",
+        "role_local",
+        "p_local",
+    ):
+        assert column in header
+    code, curves, _ = run(capsys, "curves", *common, "--strategies", "importance,top-first", "--out", str(tmp_path / "curves.json"))
+    assert code == 0 and [row["strategy"] for row in curves["knee"]] == ["importance", "top-first"]
+    assert set(load_curves(tmp_path / "curves.json").curves) == {"importance", "top-first"}
+    code, report, _ = run(capsys, "report", *common, "--scheme", str(scheme_file), "--out", str(tmp_path / "report"), "--repeats", "1")
+    assert code == 0 and report["masked_equals_pruned"] and (tmp_path / "report" / "report.html").exists()
+    code, _, err = run(capsys, "curves", *common, "--strategies", "nonsense")
+    assert code == 2 and "Unknown strategy" in err
