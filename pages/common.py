@@ -22,6 +22,7 @@ import streamlit as st
 from pruning_core import BhpvasError, LoadedModel, load_dataset, load_model
 from pruning_core.analysis import AnalysisBundle, analyze
 from pruning_core.cache import default_cache_dir
+from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
 from pruning_core.schemes import Scheme
@@ -138,6 +139,11 @@ def _bundles() -> _Store:
 
 
 @st.cache_resource
+def _curves() -> _Store:
+    return _Store(6)
+
+
+@st.cache_resource
 def _analysis_lock() -> threading.Lock:
     return threading.Lock()
 
@@ -152,29 +158,20 @@ def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[]
     return report, slot.empty
 
 
-streamlit_progress = lazy_progress
-
-
 def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> EvalResult:
     """Masked evaluation of ``scheme`` (None: the full model), from memory or the disk cache when known."""
     key = (lm.fingerprint, dataset.fingerprint, scheme.key() if scheme is not None else "none")
     hit = _evaluations().get(key)
     if hit is not None:
         return hit
-    report, clear = lazy_progress(f"Evaluating {key[2] if key[2] != 'none' else 'the full model'}")
+    pruned = len(scheme.pruned) if scheme is not None else 0
+    report, clear = lazy_progress(f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model")
     try:
         result = evaluate(lm, dataset, scheme, progress=report)
     finally:
         clear()
     _evaluations().put(key, result)
     return result
-
-
-def evaluate_scheme(model_source: str, data_key: str, scheme_key: str) -> EvalResult:
-    """Masked evaluation by explicit strings (model source, data key, scheme key)."""
-    lm = cached_model(model_source)
-    scheme = Scheme.from_key(scheme_key, lm.num_layers, lm.num_heads, model_source)
-    return evaluation(lm, cached_dataset(data_key), scheme)
 
 
 def known_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle | None:
@@ -201,6 +198,24 @@ def analysis_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle:
             _bundles().put((lm.fingerprint, dataset.fingerprint), bundle)
     st.rerun()
     raise AssertionError("unreachable")
+
+
+def known_curves(lm: LoadedModel, dataset: TextDataset) -> Curves | None:
+    """The pruning curves last computed in this process for this model and dataset, if any."""
+    return _curves().get((lm.fingerprint, dataset.fingerprint))
+
+
+def pruning_curves(lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:
+    """Compute the strategies' curves with a progress bar (evaluations come from the disk cache when known)."""
+    wanted = set(strategies)
+    report, clear = lazy_progress("Pruning with each strategy")
+    try:
+        params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
+        curves = compute_curves(lm, dataset, bundle, params, progress=report)
+    finally:
+        clear()
+    _curves().put((lm.fingerprint, dataset.fingerprint), curves)
+    return curves
 
 
 # --- session state and the URL -------------------------------------------------------------------
@@ -258,7 +273,7 @@ def set_sources(model: str, data: str) -> None:
     if model != ss["model"]:
         ss["scheme"] = "none"
         ss["sel"] = "none"
-        ss["scheme_b"] = None
+        set_scheme_b(None)
     ss["model"] = model
     ss["data"] = data
     bump_views()
@@ -271,6 +286,20 @@ def set_scheme(heads: Iterable[Head] | Scheme) -> None:
     st.session_state["scheme"] = heads_key(pruned)
     bump_views()
     write_url()
+
+
+def set_scheme_b(heads: Iterable[Head] | None) -> None:
+    """Make ``heads`` the custom scheme B of the Scheme page (None: back to the sidebar's proposal)."""
+    ss = st.session_state
+    if heads is None:
+        ss["scheme_b"] = None
+        ss["scheme-b-source"] = ss["scheme_b_source"] = "BHPVAS proposal"
+        ss.pop("scheme-b-text", None)
+        return
+    ss["scheme_b"] = heads_key(heads)
+    ss["scheme-b-source"] = ss["scheme_b_source"] = "Custom"
+    ss["scheme-b-text"] = ss["scheme_b"]
+    bump_views()
 
 
 def set_selection(heads: Iterable[Head]) -> None:
@@ -476,7 +505,7 @@ def _scheme_metrics(ctx: Context) -> None:
     )
     right.metric(
         "Agreement",
-        f"{current.agreement:.2%}",
+        f"{current.agreement:.1%}",
         delta=f"{(current.agreement - 1) * 100:+.2f} pp" if pruned else None,
         help="Share of samples whose prediction equals the full model's.",
     )

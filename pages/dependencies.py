@@ -139,7 +139,7 @@ def arcs_figure(words: list[str], dep_pairs: list[tuple[int, int, str]], weights
     fig.add_annotation(
         x=-0.5,
         y=bottom - 0.2,
-        text=f"attention of head {head_label(head)} ≥ {threshold:.2f} ({shown} arcs; green = along a dependency)",
+        text=f"attention of head {head_label(head)} ≥ {threshold:.2f}: {shown} arcs, ▲ at the attended word, green = along a dependency",
         showarrow=False,
         xanchor="left",
         font={"color": ATTN_COLOR},

@@ -183,7 +183,7 @@ def linked_views() -> None:
     map_colour = colour if colour in criteria else "importance_display"
     controls[3].caption(
         f"Head map: {bundle.map_method.upper()} of 1 − CKA, coloured by {CRITERIA[map_colour]}. "
-        "Click, box or lasso in any view to select heads; double-click to clear."
+        "Click a head in any view to select it; box or lasso select (chart toolbar) picks many."
     )
     grid_col, scatter_col, map_col = st.columns([5, 4, 4], gap="small")
     pruned = ~ctx.scheme.keep_mask()
@@ -223,7 +223,6 @@ def linked_views() -> None:
             pruned=pruned,
             selected=ctx.selection,
             height=360,
-            dragmode="lasso",
         )
         draw_chart(head_map, "heads-map", on_heads=set_selection)
         figure_download(head_map, "head-map", "heads-map-html")

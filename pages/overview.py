@@ -71,9 +71,8 @@ def model_picker() -> None:
 
 
 def data_picker() -> None:
-    current = DataChoice.parse(ss["data"]) if ss.get("data") else DataChoice("sst2")
     kind = st.radio("Dataset", DATA_KINDS, horizontal=True, key="pick-data-kind")
-    rows = st.number_input("Use the first N rows (0 = all)", min_value=0, value=current.rows or 0, step=100, key="pick-data-rows")
+    rows = st.number_input("Use the first N rows (0 = all)", min_value=0, value=0, step=100, key="pick-data-rows")
     limit = int(rows) or None
     if kind == "Bundled SST-2":
         split = st.selectbox("Split", ["sst2:dev", "sst2:train"], key="pick-data-split", help="dev: 872 sentences; train: 67,349 phrases")
@@ -190,10 +189,12 @@ with grid_col:
         selected=ctx.selection,
     )
     draw_chart(fig, "overview-grid", on_heads=set_selection)
-    st.caption("Crossed cells are pruned in the current scheme; outlined cells are selected. Click or box-select heads to select them.")
+    st.caption(
+        "Crossed cells are pruned in the current scheme; outlined cells are selected. Click a head to select it (box select in the chart toolbar picks many)."
+    )
     figure_download(fig, "importance-grid", "overview-grid-html")
 with info_col:
-    st.markdown("**Least and most important heads**")
+    st.markdown("**Heads at the ends of each criterion** (layer.head)")
     ranked = summary["ranked"]
     rows = [
         {"criterion": name, "lowest": ", ".join(ranked[name]["bottom"]), "highest": ", ".join(ranked[name]["top"])}

@@ -12,21 +12,19 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from pages.common import (
-    Context,
     Head,
-    bump_views,
-    heads_key,
-    lazy_progress,
+    known_curves,
     page_bundle,
     page_context,
+    pruning_curves,
     run_from_app,
     set_scheme,
+    set_scheme_b,
     show_error,
 )
 from pages.views import KEPT_COLORS, figure_download
 from pruning_core import BhpvasError
-from pruning_core.analysis import AnalysisBundle
-from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
+from pruning_core.curves import DEFAULT_STRATEGIES, Curves
 from pruning_core.strategies import REGISTRY
 
 run_from_app()
@@ -34,27 +32,6 @@ run_from_app()
 METRICS = {"accuracy": "accuracy", "loss": "loss", "agreement": "agreement with the full model"}
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#eeca3b", "#222222")
 KNEE_POINTS = 1
-
-
-@st.cache_resource
-def _curves_store() -> dict:
-    return {}
-
-
-def known_curves(ctx: Context) -> Curves | None:
-    return _curves_store().get((ctx.lm.fingerprint, ctx.dataset.fingerprint))
-
-
-def run_curves(ctx: Context, bundle: AnalysisBundle, strategies: list[str]) -> Curves:
-    """Compute the strategies' curves with a progress bar (evaluations come from the disk cache when known)."""
-    report, clear = lazy_progress("Pruning with every strategy")
-    try:
-        params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in strategies))
-        curves = compute_curves(ctx.lm, ctx.dataset, bundle, params, progress=report)
-    finally:
-        clear()
-    _curves_store()[(ctx.lm.fingerprint, ctx.dataset.fingerprint)] = curves
-    return curves
 
 
 def curves_figure(curves: Curves, names: list[str], metric: str, step: int) -> go.Figure:
@@ -159,9 +136,7 @@ def step_grids(curves: Curves, names: list[str], step: int, columns: int = 4) ->
 
 def load_point(heads: list[Head], as_b: bool) -> None:
     if as_b:
-        st.session_state["scheme_b"] = heads_key(heads)
-        st.session_state["scheme-b-source"] = "Custom"
-        bump_views()
+        set_scheme_b(heads)
     else:
         set_scheme(heads)
 
@@ -173,7 +148,7 @@ st.caption(
 )
 ctx = page_context()
 bundle = page_bundle(ctx)
-curves = known_curves(ctx)
+curves = known_curves(ctx.lm, ctx.dataset)
 if curves is None:
     total = ctx.shape[0] * ctx.shape[1]
     st.info(
@@ -190,7 +165,7 @@ if curves is None:
     )
     if st.button("Compute the pruning curves", type="primary", key="process-compute", icon=":material/play_arrow:", disabled=not chosen):
         try:
-            run_curves(ctx, bundle, chosen)
+            pruning_curves(ctx.lm, ctx.dataset, bundle, chosen)
         except BhpvasError as exc:
             show_error(exc)
             st.stop()
@@ -211,13 +186,20 @@ if not names:
     st.warning("Choose at least one strategy.")
     st.stop()
 steps = sorted({k for name in names for k in curves.curves[name].ks})
-step = st.select_slider("Step: heads pruned so far", options=steps, value=steps[len(steps) // 2], key="process-step")
+shared = sorted(set.intersection(*(set(curves.curves[name].ks) for name in names)))
+step = st.select_slider(
+    "Step: heads pruned so far",
+    options=steps,
+    value=shared[len(shared) // 2],
+    key="process-step",
+    help="Steps every 10% of the heads are evaluated for every strategy; the extra steps refine a strategy's knee.",
+)
 
 fig = curves_figure(curves, names, metric, step)
 st.plotly_chart(fig, key="process-curves", config={"displaylogo": False})
 figure_download(fig, f"pruning-curves-{metric}", "process-curves-html")
 
-st.subheader(f"Heads removed after {step} steps", anchor=False)
+st.subheader(f"Which heads are gone once {step} are pruned", anchor=False)
 grids = step_grids(curves, names, step)
 st.plotly_chart(grids, key="process-grids", config={"displaylogo": False})
 st.caption("Blue: kept; grey: pruned. Layer 0 at the bottom of each grid. Random shows its first seed.")
@@ -227,21 +209,27 @@ with left:
     st.markdown("**Load a point**")
     chosen = st.selectbox("Strategy", names, format_func=lambda n: curves.curves[n].label, key="process-load-strategy")
     heads = curves.curves[chosen].pruned_at(step)
+    st.caption(f"{curves.curves[chosen].description} At the step above it prunes {len(heads)} heads.")
     buttons = st.columns(2)
     buttons[0].button(
-        f"Use {curves.curves[chosen].label} at {step} as the current scheme",
+        "Make it the current scheme",
         key="process-load",
         type="primary",
         on_click=load_point,
         args=(heads, False),
         disabled=set(heads) == ctx.scheme.pruned,
     )
-    buttons[1].button("…or as scheme B for comparison", key="process-load-b", on_click=load_point, args=(heads, True))
-    st.caption(curves.curves[chosen].description)
+    buttons[1].button("…or scheme B on the Scheme page", key="process-load-b", on_click=load_point, args=(heads, True))
 with right:
     st.markdown("**Knees**: most heads prunable within 1 and 3 accuracy points")
     table = [
-        {"strategy": row["label"], "≤1 pt": row["k_1pt"], "acc.": row["accuracy_1pt"], "≤3 pt": row["k_3pt"], "acc. ": row["accuracy_3pt"]}
+        {
+            "strategy": row["label"],
+            "≤1 pt": row["k_1pt"],
+            "acc.": 100 * row["accuracy_1pt"],
+            "≤3 pt": row["k_3pt"],
+            "acc. ": 100 * row["accuracy_3pt"],
+        }
         for row in curves.knee_table()
         if row["strategy"] in names
     ]
@@ -250,7 +238,7 @@ with right:
         hide_index=True,
         width="stretch",
         column_config={
-            "acc.": st.column_config.NumberColumn(format="percent"),
-            "acc. ": st.column_config.NumberColumn(format="percent"),
+            "acc.": st.column_config.NumberColumn(format="%.2f%%"),
+            "acc. ": st.column_config.NumberColumn(format="%.2f%%"),
         },
     )

@@ -20,24 +20,27 @@ from pages.common import (
     Context,
     Head,
     all_heads,
-    cached_model,
     current_rule,
     evaluation,
     head_label,
     heads_key,
+    known_curves,
+    lazy_progress,
     page_bundle,
     page_context,
     parse_heads,
     proposed_heads,
     run_from_app,
     set_scheme,
+    set_scheme_b,
     show_error,
 )
 from pages.views import KEPT_COLORS, draw_chart, figure_download, grid_figure
-from pruning_core import BhpvasError, LoadedModel, Scheme, evaluate, prune_heads, save_pruned
+from pruning_core import BhpvasError, LoadedModel, Scheme
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.cache import default_cache_dir
-from pruning_core.efficiency import compare_efficiency, count_parameters, efficiency_report, encoder_macs
+from pruning_core.efficiency import encoder_macs
+from pruning_core.report import pruning_report
 
 run_from_app()
 
@@ -68,6 +71,10 @@ def scheme_grid(ctx: Context, bundle: AnalysisBundle, pruned: set[Head], key: st
     return fig
 
 
+def _heads(count: int) -> str:
+    return f"{count} head" + ("" if count == 1 else "s")
+
+
 def heads_per_layer(pruned: set[Head], shape: tuple[int, int]) -> list[int]:
     return [shape[1] - sum(1 for layer, _ in pruned if layer == index) for index in range(shape[0])]
 
@@ -91,8 +98,27 @@ def scheme_row(ctx: Context, name: str, pruned: set[Head]) -> dict:
     }
 
 
-def pareto_figure(rows: list[dict], x_name: str) -> go.Figure:
-    """Accuracy against size: the listed schemes and the frontier of those not beaten on both axes."""
+def curve_lines(ctx: Context, x_name: str) -> list[tuple[str, list[float], list[float]]]:
+    """The pruning-process curves (when computed) as (label, x, accuracy) lines for the Pareto chart."""
+    curves = known_curves(ctx.lm, ctx.dataset)
+    if curves is None:
+        return []
+    full_macs = encoder_macs(ctx.lm, MACS_LENGTH, [ctx.shape[1]] * ctx.shape[0])
+    lines = []
+    for curve in curves.curves.values():
+        xs = []
+        for k in curve.ks:
+            if x_name == "heads kept":
+                xs.append(float(ctx.shape[0] * ctx.shape[1] - k))
+            else:
+                pruned = set(curve.pruned_at(k))
+                xs.append(100 * encoder_macs(ctx.lm, MACS_LENGTH, heads_per_layer(pruned, ctx.shape)) / full_macs)
+        lines.append((curve.label, xs, [float(v) for v in curve.mean()]))
+    return lines
+
+
+def pareto_figure(rows: list[dict], x_name: str, lines: list[tuple[str, list[float], list[float]]] = ()) -> go.Figure:
+    """Accuracy against size: the listed schemes, the frontier of those not beaten on both axes, and strategy curves."""
     xs = np.asarray([r[x_name] for r in rows], dtype=float)
     ys = np.asarray([r["accuracy"] for r in rows], dtype=float)
     frontier = [
@@ -102,37 +128,49 @@ def pareto_figure(rows: list[dict], x_name: str) -> go.Figure:
     ]
     frontier.sort(key=lambda i: xs[i])
     fig = go.Figure()
+    for label, line_x, line_y in lines:
+        fig.add_scatter(
+            x=line_x,
+            y=line_y,
+            mode="lines",
+            line={"width": 1, "color": "#9aa4b1"},
+            opacity=0.6,
+            name=label,
+            hovertemplate=f"{label}<br>{x_name}: %{{x:.1f}}<br>accuracy: %{{y:.2%}}<extra></extra>",
+        )
     fig.add_scatter(
         x=xs[frontier], y=ys[frontier], mode="lines", line={"dash": "dot", "color": "#999"}, name="Pareto frontier", hoverinfo="skip"
     )
     colours = {"full model": "#333", "A (current)": "#e45756", "B": "#4c78a8", "proposal": "#54a24b"}
+    positions = {"full model": "top left", "A (current)": "bottom center"}
     for row, x, y in zip(rows, xs, ys):
         fig.add_scatter(
             x=[x],
             y=[y],
             mode="markers+text",
             text=[row["scheme"]],
-            textposition="top center",
+            textposition=positions.get(row["scheme"], "top center"),
             marker={"size": 14, "color": colours.get(row["scheme"], "#888")},
             name=row["scheme"],
             hovertemplate=f"{row['scheme']}<br>{x_name}: %{{x:.1f}}<br>accuracy: %{{y:.2%}}<extra></extra>",
         )
+    span = max(xs.max() - xs.min(), 1.0)
+    low_y = min(ys.min(), min((min(y) for _, _, y in lines), default=ys.min()))
     fig.update_layout(
-        height=360,
+        height=380,
         margin={"l": 50, "r": 10, "t": 30, "b": 40},
-        xaxis_title=x_name + (" (of the full model)" if x_name == "MACs %" else ""),
-        yaxis={"title": "accuracy", "tickformat": ".1%"},
+        xaxis={
+            "title": x_name + (" (of the full model)" if x_name == "MACs %" else ""),
+            "range": [xs.min() - 0.15 * span, xs.max() + 0.15 * span],
+        },
+        yaxis={"title": "accuracy", "tickformat": ".1%", "range": [max(low_y, ys.min() - 0.05) - 0.003, ys.max() + 0.004]},
         showlegend=False,
-        title={"text": "Accuracy against size: up and to the left is better", "font": {"size": 14}},
+        title={
+            "text": "Accuracy vs size: up-left is better" + (" (grey: strategies)" if lines else ""),
+            "font": {"size": 14},
+        },
     )
     return fig
-
-
-@st.cache_resource(max_entries=2, show_spinner="Removing the heads from a copy of the model…")
-def pruned_model(model_source: str, scheme_key: str) -> LoadedModel:
-    """The physically pruned copy of a model for one scheme (shared, never modified)."""
-    lm = cached_model(model_source)
-    return prune_heads(lm, Scheme.from_key(scheme_key, lm.num_layers, lm.num_heads, model_source))
 
 
 def pruned_folder(lm: LoadedModel, scheme_key: str) -> Path:
@@ -201,8 +239,7 @@ def import_scheme(ctx: Context) -> None:
         set_scheme(scheme)
         st.rerun()
     if right.button("Use as B", key="scheme-import-b"):
-        st.session_state["scheme_b"] = heads_key(scheme.pruned)
-        st.session_state["scheme-b-source"] = "Custom"
+        set_scheme_b(scheme.pruned)
         st.rerun()
 
 
@@ -210,14 +247,15 @@ def scheme_b(ctx: Context, bundle: AnalysisBundle) -> tuple[str, set[Head]]:
     """The second scheme: the sidebar's proposal, the full model, or custom heads."""
     ss = st.session_state
     if ss.get("scheme-b-source") is None:
-        ss["scheme-b-source"] = "BHPVAS proposal"
+        ss["scheme-b-source"] = ss.get("scheme_b_source") or "BHPVAS proposal"
     source = st.segmented_control("Scheme B", B_SOURCES, key="scheme-b-source")
+    ss["scheme_b_source"] = source
     if source == "Full model":
         return "full model", set()
     if source == "Custom":
-        text = st.text_input(
-            "Heads of B (layer.head, comma-separated)", value=ss.get("scheme_b") or "none", key=f"scheme-b-text-{ss.get('scheme_b')}"
-        )
+        if "scheme-b-text" not in ss:
+            ss["scheme-b-text"] = ss.get("scheme_b") or "none"
+        text = st.text_input("Heads of B (layer.head, comma-separated)", key="scheme-b-text")
         try:
             heads = parse_heads(text.strip() or "none", *ctx.shape)
         except BhpvasError as exc:
@@ -231,8 +269,7 @@ def scheme_b(ctx: Context, bundle: AnalysisBundle) -> tuple[str, set[Head]]:
 
 def swap(a_key: str, heads_b: set[Head]) -> None:
     """B becomes the current scheme and the old current scheme becomes a custom B."""
-    st.session_state["scheme_b"] = a_key
-    st.session_state["scheme-b-source"] = "Custom"
+    set_scheme_b(parse_heads(a_key, *st.session_state["_scheme_shape"]))
     set_scheme(heads_b)
 
 
@@ -246,10 +283,10 @@ def section_compare(ctx: Context, bundle: AnalysisBundle) -> None:
     controls[3].button("Make B current", key="scheme-adopt-b", disabled=heads_b == ctx.scheme.pruned, on_click=set_scheme, args=(heads_b,))
     a_col, b_col = st.columns(2, gap="large")
     with a_col:
-        st.markdown(f"**A (current)** — {len(ctx.scheme.pruned)} heads pruned")
+        st.markdown(f"**A (current)** — {_heads(len(ctx.scheme.pruned))} pruned")
         scheme_grid(ctx, bundle, set(ctx.scheme.pruned), "scheme-compare-a", "pruned / kept")
     with b_col:
-        st.markdown(f"**{name_b}** — {len(heads_b)} heads pruned")
+        st.markdown(f"**{name_b}** — {_heads(len(heads_b))} pruned")
         scheme_grid(ctx, bundle, heads_b, "scheme-compare-b", "pruned / kept")
     try:
         rows = [scheme_row(ctx, "full model", set()), scheme_row(ctx, "A (current)", set(ctx.scheme.pruned))]
@@ -278,9 +315,9 @@ def section_compare(ctx: Context, bundle: AnalysisBundle) -> None:
         if len(rows) == 3:
             differ = int((rows[1]["_preds"] != rows[2]["_preds"]).sum())
             both = len(ctx.scheme.pruned & heads_b)
-            st.caption(f"A and B share {both} pruned head(s) and disagree on {differ} of {len(rows[1]['_preds'])} predictions.")
+            st.caption(f"A and B share {_heads(both)} and disagree on {differ} of {len(rows[1]['_preds'])} predictions.")
     with chart_col:
-        fig = pareto_figure(rows, x_name)
+        fig = pareto_figure(rows, x_name, curve_lines(ctx, x_name))
         st.plotly_chart(fig, key="scheme-pareto", config={"displaylogo": False})
         figure_download(fig, "pareto", "scheme-pareto-html")
 
@@ -289,72 +326,89 @@ def section_prune(ctx: Context) -> None:
     st.subheader("Prune for real", anchor=False)
     st.caption(
         "Removes the pruned heads of A from a copy of the model (q/k/v rows and output-projection columns), saves it, "
-        "checks its predictions against masked inference and measures its speed."
+        "checks its predictions against masked inference, and times the full and the pruned model in turn "
+        "(batch 1 and 32, 64 and 128 tokens, median of 5 runs on random tokens)."
     )
     ss = st.session_state
-    key = ctx.scheme.key()
+    key = (ctx.model_source, ctx.data_key, ctx.scheme.key())
     if not ctx.scheme.pruned:
         st.info("The current scheme prunes no head; choose heads first.")
         return
     if st.button(
-        f"Prune {len(ctx.scheme.pruned)} heads and save the model", key="scheme-prune", type="primary", icon=":material/content_cut:"
+        f"Prune {_heads(len(ctx.scheme.pruned))}, check and time it", key="scheme-prune", type="primary", icon=":material/content_cut:"
     ):
+        folder = pruned_folder(ctx.lm, ctx.scheme.key())
+        report, clear = lazy_progress("Pruning for real")
         try:
-            pruned = pruned_model(ctx.model_source, key)
+            result = pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
         except BhpvasError as exc:
             show_error(exc)
             return
-        folder = pruned_folder(ctx.lm, key)
-        if not (folder / "model.safetensors").exists():
-            with st.spinner("Saving the pruned model…"):
-                save_pruned(pruned, folder)
-        ss["pruned_scheme"] = (ctx.model_source, key)
-    if ss.get("pruned_scheme") != (ctx.model_source, key):
+        finally:
+            clear()
+        ss["prune_result"] = (key, result, str(folder))
+    stored = ss.get("prune_result")
+    if not stored or stored[0] != key:
         return
-    pruned = pruned_model(ctx.model_source, key)
-    folder = pruned_folder(ctx.lm, key)
-    masked = ctx.current()
-    check = evaluate(pruned, ctx.dataset)
-    same = float((check.preds == masked.preds).mean())
+    _, result, folder = stored
+    folder = Path(folder)
     cols = st.columns(4)
     cols[0].metric(
         "Parameters",
-        f"{count_parameters(pruned) / 1e6:.2f} M",
-        delta=f"{(count_parameters(pruned) - count_parameters(ctx.lm)) / 1e6:+.2f} M",
+        f"{result['parameters_pruned'] / 1e6:.2f} M",
+        delta=f"{(result['parameters_pruned'] - result['parameters_full']) / 1e6:+.2f} M",
         delta_color="inverse",
     )
-    cols[1].metric("Pruned model accuracy", f"{check.accuracy:.2%}", help=f"masked inference: {masked.accuracy:.2%}")
-    cols[2].metric("Same predictions as masked", f"{same:.2%}", help="The pruned model should predict exactly what the masked model does.")
-    cols[3].metric("Heads per layer", " ".join(str(len(k)) for k in pruned.kept_heads))
-    st.caption(f"Saved to `{folder}`; it loads with `pruning_core.load_model(folder)` or as `--model {folder}` on the command line.")
-    st.download_button(
-        "Download the pruned model (zip)",
-        data=lambda: zip_folder(folder),
-        file_name=f"pruned-{len(ctx.scheme.pruned)}-heads.zip",
-        mime="application/zip",
-        key="scheme-download-model",
-        on_click="ignore",
-        icon=":material/download:",
+    cols[1].metric("Pruned model accuracy", f"{result['accuracy_pruned']:.2%}", help=f"masked inference: {result['accuracy_masked']:.2%}")
+    cols[2].metric(
+        "Masked = pruned",
+        "yes" if result["masked_equals_pruned"] else "no",
+        help=f"largest logit difference between masked inference and the pruned model: {result['max_abs_logit_diff_masked_vs_pruned']:.1e}",
     )
-    if st.button("Measure latency (full vs pruned)", key="scheme-latency", icon=":material/speed:"):
-        with st.spinner("Timing both models at batch 1 and 32, 64 and 128 tokens…"):
-            full_report = efficiency_report(ctx.lm, repeats=5)
-            pruned_report = efficiency_report(pruned, repeats=5)
-        ss["latency"] = (ctx.model_source, key, compare_efficiency(full_report, pruned_report))
-    latency = ss.get("latency")
-    if latency and latency[:2] == (ctx.model_source, key):
-        st.dataframe(
-            latency[2],
-            hide_index=True,
-            column_config={
-                "full_ms": st.column_config.NumberColumn("full ms", format="%.1f"),
-                "pruned_ms": st.column_config.NumberColumn("pruned ms", format="%.1f"),
-                "speedup": st.column_config.NumberColumn("measured speed-up", format="%.2f×"),
-                "macs_ceiling": st.column_config.NumberColumn("MACs ceiling", format="%.2f×", help="full MACs / pruned MACs"),
-            },
+    cols[3].metric("Heads per layer", " ".join(str(k) for k in result["kept_per_layer"]))
+    st.dataframe(
+        result["latency"],
+        hide_index=True,
+        column_config={
+            "batch_size": st.column_config.NumberColumn("batch"),
+            "seq_len": st.column_config.NumberColumn("tokens"),
+            "full_ms": st.column_config.NumberColumn("full ms", format="%.1f"),
+            "pruned_ms": st.column_config.NumberColumn("pruned ms", format="%.1f"),
+            "speedup": st.column_config.NumberColumn("measured speed-up", format="%.2f×"),
+            "macs_ceiling": st.column_config.NumberColumn("MACs ceiling", format="%.2f×", help="full MACs / pruned MACs"),
+        },
+    )
+    st.caption(
+        f"Saved to `{folder / 'model'}`: it loads with `pruning_core.load_model(folder)` or `--model` on the command line. "
+        "The MACs ceiling is the speed-up a perfect kernel would reach; measured times depend on this machine."
+    )
+    with st.container(horizontal=True):
+        st.download_button(
+            "Pruned model (zip)",
+            data=lambda: zip_folder(folder / "model"),
+            file_name=f"pruned-{len(ctx.scheme.pruned)}-heads.zip",
+            mime="application/zip",
+            key="scheme-download-model",
+            on_click="ignore",
+            icon=":material/download:",
         )
-        st.caption(
-            "Median of 5 timed forward passes on random tokens, on this machine; the MACs ceiling is the best a perfect kernel could do."
+        st.download_button(
+            "Report (HTML)",
+            data=lambda: (folder / "report.html").read_bytes(),
+            file_name="pruning-report.html",
+            mime="text/html",
+            key="scheme-download-report",
+            on_click="ignore",
+            icon=":material/description:",
+        )
+        st.download_button(
+            "Report (JSON)",
+            data=lambda: (folder / "report.json").read_bytes(),
+            file_name="pruning-report.json",
+            mime="application/json",
+            key="scheme-download-report-json",
+            on_click="ignore",
+            icon=":material/data_object:",
         )
 
 

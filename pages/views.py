@@ -1,5 +1,8 @@
 """Plotly views shared by the pages: the head grid, the score scatter and the head map.
 
+Streamlit picks the drag mode of selectable charts: clicking selects a point; box and lasso
+selection are in each chart's toolbar (while one of them is active, clicks do not select).
+
 Figure builders are pure (arrays in, ``go.Figure`` out). ``draw_*`` functions put a figure on the
 page with a ``key`` prefix (so a view can appear twice) and report the heads a user clicked or
 selected through a callback.
@@ -28,7 +31,8 @@ def flat_to_head(flat: int, num_heads: int) -> Head:
 
 
 def heads_from_event(event) -> list[Head] | None:
-    """Heads picked in a Plotly selection event (points carry ``customdata`` = [layer, head])."""
+    """Heads picked in a Plotly selection event (points carry ``customdata`` = [layer, head]; the browser
+    may send an array as ``{"0": layer, "1": head}``)."""
     if not event:
         return None
     selection = event.get("selection") if isinstance(event, dict) else getattr(event, "selection", None)
@@ -37,6 +41,8 @@ def heads_from_event(event) -> list[Head] | None:
     heads = []
     for point in selection.get("points", []):
         data = point.get("customdata")
+        if isinstance(data, dict):
+            data = [data[k] for k in sorted(data, key=int)]
         if isinstance(data, (list, tuple)) and len(data) >= 2:
             heads.append((int(data[0]), int(data[1])))
     return sorted(set(heads))
@@ -156,8 +162,6 @@ def grid_figure(
         title={"text": title, "font": {"size": 14}} if title else None,
         height=grid_height(layers),
         margin={"l": 50, "r": 10, "t": 30 if title else 10, "b": 40},
-        clickmode="event+select",
-        dragmode="select",
         hovermode="closest",
         plot_bgcolor="white",
     )
@@ -180,7 +184,6 @@ def points_figure(
     title: str = "",
     colorscale: str = "Viridis",
     height: int = 380,
-    dragmode: str = "select",
 ) -> go.Figure:
     """One marker per head (flat layer-major order), selected heads shown as selected, pruned ones as crosses."""
     flat = np.arange(len(x))
@@ -223,8 +226,6 @@ def points_figure(
         title={"text": title, "font": {"size": 14}} if title else None,
         height=height,
         margin={"l": 50, "r": 10, "t": 30 if title else 10, "b": 40},
-        clickmode="event+select",
-        dragmode=dragmode,
         hovermode="closest",
     )
     fig.update_xaxes(title_text=x_title)

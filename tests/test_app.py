@@ -121,7 +121,7 @@ def test_pruning_process_on_a_tiny_model_loads_a_point(tiny_bert_dir):
     assert _by_label(at.multiselect, "Strategies").value
     at.select_slider(key="process-step").set_value(6).run()
     at.selectbox(key="process-load-strategy").set_value("importance").run()
-    _button(at, "Use ").click().run()
+    _button(at, "Make it the current scheme").click().run()
     assert at.session_state["scheme"].count(",") == 5
     assert _sidebar_metric(at, "Accuracy").endswith("%")
 
@@ -212,3 +212,38 @@ def test_bad_scheme_in_the_url_gets_a_warning(tiny_bert_dir):
     assert not at.exception
     assert any("Ignoring the scheme" in w.value for w in at.warning)
     assert at.session_state["scheme"] == "none"
+
+
+def test_real_pruning_on_a_tiny_model(tiny_bert_dir):
+    at = _app(timeout=300, model=str(tiny_bert_dir), data=TINY_DATA, scheme="0.1,1.2,2.3,2.0").run()
+    _show(at, "scheme")
+    _button(at, "Prune 4 heads, check and time it").click().run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Masked = pruned") == "yes"
+    assert _metric(at, "Heads per layer") == "3 3 2"
+    assert {"Pruned model (zip)", "Report (HTML)"} <= {b.label for b in at.get("download_button")}
+
+
+def test_compare_and_swap_two_schemes(tiny_bert_dir):
+    at = _app(model=str(tiny_bert_dir), data=TINY_DATA, scheme="0.0").run()
+    _show(at, "scheme")
+    at.button_group(key="scheme-b-source").set_value("Custom").run()
+    _by_label(at.text_input, "Heads of B (layer.head, comma-separated)").input("1.1,2.2").run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["scheme"]) == ["full model", "A (current)", "B"]
+    assert list(table["heads kept"]) == [12, 11, 10]
+    _button(at, "Swap A and B").click().run()
+    assert at.session_state["scheme"] == "1.1,2.2"
+    assert at.session_state["scheme_b"] == "0.0"
+    _by_label(at.text_input, "Heads of B (layer.head, comma-separated)").input("7.7").run()
+    assert any("outside a model with 3 layers" in e.value for e in at.error)
+    assert at.session_state["scheme"] == "1.1,2.2"
+
+
+@pytest.mark.parametrize("arch", ["distilbert", "roberta", "electra"])
+def test_evidence_pages_on_other_architectures(tiny_dirs, arch):
+    at = _app(model=str(tiny_dirs[arch]), data=TINY_DATA, sel="1.1").run()
+    assert not at.exception and not at.error
+    for page in ("heads", "dependencies", "samples"):
+        _show(at, page)

@@ -38,7 +38,9 @@ def test_evaluate_uses_remembered_states_and_matches_the_slow_path(tiny_bert, ss
     current = Scheme(3, 4, frozenset({(1, 1)}))
     evaluate(tiny_bert, sst2_small, current, cache=no_cache, remember=True)
     toggled = current.toggled(2, 3)
-    prefix, start = prefix_store(tiny_bert).best(f"{sst2_small.fingerprint}:{encode(tiny_bert, sst2_small).max_length}", toggled.keep_mask())
+    prefix, start = prefix_store(tiny_bert).best(
+        f"{sst2_small.fingerprint}:{encode(tiny_bert, sst2_small).max_length}", toggled.keep_mask()
+    )
     assert prefix is not None and start == 2
     fast = evaluate(tiny_bert, sst2_small, toggled, cache=no_cache)
     slow = evaluate(tiny_bert, sst2_small, toggled, cache=no_cache, incremental=False)
