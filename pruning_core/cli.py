@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .defaults import DEFAULT_STRATEGIES
+
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--step", type=float, default=0.1, help="step as a fraction of all heads (default 0.1)")
     cu.add_argument("--random-seeds", type=int, default=5)
     cu.add_argument("--dsp-steps", type=int, default=200, help="optimisation steps of differentiable subset pruning")
-    cu.add_argument("--strategies", default=None, help="comma-separated subset of: " + ", ".join(DEFAULT_STRATEGY_NAMES))
+    cu.add_argument("--strategies", default=None, help="comma-separated subset of: " + ", ".join(DEFAULT_STRATEGIES))
     cu.add_argument("--no-refine", action="store_true", help="do not evaluate every K around the 1-point knee")
     _add_output(cu)
 
@@ -116,20 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--repeats", type=int, default=7, help="timed repeats per latency cell")
     _add_output(rp)
     return parser
-
-
-DEFAULT_STRATEGY_NAMES = (
-    "importance",
-    "michel",
-    "random",
-    "top-first",
-    "bottom-first",
-    "middle-first",
-    "avoid-middle",
-    "avoid-consecutive",
-    "dsp",
-    "bhpvas",
-)
 
 
 def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -278,7 +266,7 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
 
     lm = _load(args)
     dataset = _dataset(args)
-    strategies = tuple(s.strip() for s in args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGY_NAMES
+    strategies = tuple(s.strip() for s in args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES
     params = CurveParams(args.step, args.random_seeds, not args.no_refine, args.dsp_steps, strategies)
     report, close = _progress(args, "analysis + curves")
     try:

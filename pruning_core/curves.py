@@ -19,6 +19,7 @@ import numpy as np
 from .analysis import AnalysisBundle
 from .cache import DiskCache, cache_key, single_flight
 from .data import TextDataset
+from .defaults import DEFAULT_STRATEGIES
 from .errors import BhpvasError
 from .evaluation import evaluate
 from .loading import LoadedModel
@@ -28,19 +29,6 @@ from .strategies import REGISTRY, Head, StrategyContext
 from .strategies.dsp import DifferentiableSubset
 from .strategies.importance import MichelIterative
 from .strategies.random_order import RandomOrder
-
-DEFAULT_STRATEGIES = (
-    "importance",
-    "michel",
-    "random",
-    "top-first",
-    "bottom-first",
-    "middle-first",
-    "avoid-middle",
-    "avoid-consecutive",
-    "dsp",
-    "bhpvas",
-)
 
 
 @dataclass(frozen=True)

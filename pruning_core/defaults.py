@@ -1,0 +1,14 @@
+"""Defaults shared by the library and the CLI (kept import-free so `--help` stays fast)."""
+
+DEFAULT_STRATEGIES = (
+    "importance",
+    "michel",
+    "random",
+    "top-first",
+    "bottom-first",
+    "middle-first",
+    "avoid-middle",
+    "avoid-consecutive",
+    "dsp",
+    "bhpvas",
+)
