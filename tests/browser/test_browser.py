@@ -131,6 +131,7 @@ def sidebar_metric(page, label: str) -> str:
 def click_head(page, chart_index: int, layer: int, head: int, heads_per_layer: int = 12) -> None:
     """Click the centre of one grid cell (the transparent marker trace carries the heads)."""
     chart = page.locator("[data-testid='stPlotlyChart']").nth(chart_index)
+    chart.wait_for(state="visible", timeout=600_000)
     chart.scroll_into_view_if_needed()
     point = chart.locator(".scatterlayer .trace").nth(0).locator("path.point").nth(layer * heads_per_layer + head)
     box = point.bounding_box()
