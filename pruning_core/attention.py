@@ -105,7 +105,7 @@ def iter_attention(
     encoded = dataset if isinstance(dataset, Encoded) else encode(lm, dataset)
     keep = resolve_keep_mask(lm, scheme)
     model = lm.eager_model()
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     done = 0
     for indices in length_batches(encoded.lengths, max_tokens):
         batch = collate(encoded, indices, pad_id, lm.device)

@@ -129,7 +129,7 @@ def forward_logits(
     report = progress or no_progress
     model = model or lm.model
     budget = max_tokens or default_max_tokens(lm.device)
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     pending = length_batches(encoded.lengths, budget)
     done = 0

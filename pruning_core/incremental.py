@@ -65,7 +65,7 @@ def run_with_prefix(
     if prefix is not None and start == len(layers):
         return prefix
     batches = prefix.batches if prefix is not None else length_batches(encoded.lengths, max_tokens or default_max_tokens(lm.device))
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     inputs: list[list[torch.Tensor]] = []
     call_args: list[tuple[tuple, dict]] = []

@@ -76,6 +76,11 @@ class LoadedModel:
         return {int(k): str(v) for k, v in self.model.config.id2label.items()}
 
     @property
+    def pad_id(self) -> int:
+        """The tokenizer's padding id (0 when it has none)."""
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    @property
     def shape(self) -> tuple[int, int]:
         return self.num_layers, self.num_heads
 

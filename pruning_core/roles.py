@@ -222,7 +222,7 @@ def syntax_evidence(
         segments = types if types is not None and pairs_text is not None else None
         sentences.append((ids, types, pieces, dep_pairs, segments, len(sentence.words)))
     lengths = np.asarray([len(s[0]) for s in sentences])
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     done = 0
     for batch_indices in length_batches(lengths, 2048):
         width = int(lengths[batch_indices].max())

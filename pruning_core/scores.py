@@ -66,7 +66,7 @@ def gate_gradients(
     of non-padding tokens of each batch.
     """
     report = progress or no_progress
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     grads, tokens = [], []
     batches = length_batches(encoded.lengths, max_tokens)
     for i, indices in enumerate(batches):
@@ -186,7 +186,7 @@ def context_vectors(
     for s in samples:
         offsets[int(s)] = cursor
         cursor += len(positions[int(s)])
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     captured: list[torch.Tensor | None] = [None] * lm.num_layers
     handles = []
     for index, layer in enumerate(lm.adapter.layers(lm.model)):

@@ -109,7 +109,7 @@ def train_dsp(
     present = torch.as_tensor(lm.present_mask().ravel(), device=lm.device)
     logits = torch.zeros(lm.num_layers * lm.num_heads, device=lm.device, requires_grad=True)
     velocity = torch.zeros_like(logits)
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = lm.pad_id
     decay = (tau_end / tau_start) ** (1.0 / max(steps - 1, 1))
     for step in range(steps):
         tau = tau_start * decay**step
