@@ -7,6 +7,7 @@ fingerprint, mask and code version.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,23 +122,38 @@ def forward_logits(
     progress: ProgressFn | None = None,
     max_tokens: int | None = None,
     model: torch.nn.Module | None = None,
+    compact: bool = True,
 ) -> np.ndarray:
     """Logits (samples, classes) in dataset order, with optional head gates.
 
-    The batch budget halves and the batch is retried when the device runs out of memory.
+    A binary mask on the model itself runs compact (see :mod:`pruning_core.fastpath`: gated heads
+    sliced out, the last layer for the first token only); ``compact=False`` or another ``model``
+    runs the plain gated forward. The batch budget halves and the batch is retried when the
+    device runs out of memory.
     """
+    from .fastpath import compact_model, supports_compact
+
     report = progress or no_progress
-    model = model or lm.model
+    if model is None and compact and supports_compact(lm, gates):
+        runner = compact_model(lm, gates).logits
+        context = contextlib.nullcontext()
+    else:
+        target = model or lm.model
+        context = lm.gated(gates, target)
+
+        def runner(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return target(**batch).logits
+
     budget = max_tokens or default_max_tokens(lm.device)
     pad_id = lm.pad_id
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     pending = length_batches(encoded.lengths, budget)
     done = 0
-    with torch.inference_mode(), lm.gated(gates, model):
+    with torch.inference_mode(), context:
         while pending:
             indices = pending.pop(0)
             try:
-                out = model(**collate(encoded, indices, pad_id, lm.device)).logits
+                out = runner(collate(encoded, indices, pad_id, lm.device))
             except (torch.OutOfMemoryError, RuntimeError) as exc:
                 if not _is_oom(exc) or budget <= int(encoded.lengths[indices].max()):
                     raise

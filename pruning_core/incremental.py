@@ -9,15 +9,20 @@ head. States are kept per model in a small least-recently-used store with a memo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .evaluation import Encoded, collate, default_max_tokens, length_batches
+from .fastpath import compact_model, supports_compact
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 
@@ -47,6 +52,34 @@ def _layer_output(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+_RECORDING: ContextVar[list | None] = ContextVar("bhpvas_recording", default=None)
+
+
+@contextmanager
+def _recording(layers: list[torch.Tensor]) -> Iterator[tuple[list[torch.Tensor], dict]]:
+    """Record each layer's input (and the layer call's other arguments) for this caller only.
+
+    The hooks sit on a model other threads may be running; each hook records only while its own
+    list is the caller's current one.
+    """
+    recorded: list[torch.Tensor] = []
+    captured: dict = {}
+
+    def record(module, args, kwargs):
+        if _RECORDING.get() is recorded:
+            recorded.append(args[0])
+            captured.setdefault("call", (args[1:], kwargs))
+
+    handles = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in layers]
+    token = _RECORDING.set(recorded)
+    try:
+        yield recorded, captured
+    finally:
+        _RECORDING.reset(token)
+        for handle in handles:
+            handle.remove()
+
+
 def run_with_prefix(
     lm: LoadedModel,
     encoded: Encoded,
@@ -57,10 +90,12 @@ def run_with_prefix(
 ) -> PrefixStates:
     """Logits of ``keep`` and its own prefix states, starting from ``prefix`` where it can.
 
-    Without ``prefix`` every layer runs (one normal forward pass, recording the states).
+    Without ``prefix`` every layer runs (one forward pass, recording the states). Binary masks run
+    compact (:mod:`pruning_core.fastpath`), other gates through the gated model.
     """
     report = progress or no_progress
-    layers = lm.adapter.layers(lm.model)
+    compact = compact_model(lm, keep) if supports_compact(lm, keep) else None
+    layers = compact.layers if compact is not None else lm.adapter.layers(lm.model)
     start = first_changed_layer(prefix.keep, keep) if prefix is not None else 0
     if prefix is not None and start == len(layers):
         return prefix
@@ -69,33 +104,34 @@ def run_with_prefix(
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     inputs: list[list[torch.Tensor]] = []
     call_args: list[tuple[tuple, dict]] = []
-    with torch.inference_mode(), lm.gated(keep):
+    gating = contextlib.nullcontext() if compact is not None else lm.gated(keep)
+    with torch.inference_mode(), gating:
         for b, indices in enumerate(batches):
+            batch = collate(encoded, indices, pad_id, lm.device)
             if prefix is None:
-                recorded: list[torch.Tensor] = []
-                captured: dict = {}
-
-                def record(module, args, kwargs, recorded=recorded, captured=captured):
-                    recorded.append(args[0])
-                    captured.setdefault("call", (args[1:], kwargs))
-
-                handles = [layer.register_forward_pre_hook(record, with_kwargs=True) for layer in layers]
-                try:
-                    out = lm.model(**collate(encoded, indices, pad_id, lm.device)).logits
-                finally:
-                    for handle in handles:
-                        handle.remove()
-                inputs.append(recorded)
-                call_args.append(captured["call"])
+                recorded_layers = layers[:-1] if compact is not None else layers
+                with _recording(recorded_layers) as (recorded, captured):
+                    if compact is not None:
+                        last_input = compact.hidden_before_last(batch)
+                        recorded.append(last_input)
+                        out = compact.finish(last_input, batch["attention_mask"])
+                    else:
+                        out = lm.model(**batch).logits
+                inputs.append(list(recorded))
+                call_args.append(captured.get("call", ((), {})))
             else:
                 args, kwargs = prefix.call_args[b]
                 hidden = prefix.inputs[b][start]
                 recorded = list(prefix.inputs[b][: start + 1])
-                for index in range(start, len(layers)):
+                last = len(layers) - 1 if compact is not None else len(layers)
+                for index in range(start, last):
                     hidden = _layer_output(layers[index](hidden, *args, **kwargs))
                     if index + 1 < len(layers):
                         recorded.append(hidden)
-                out = lm.adapter.classify(lm.model, hidden)
+                if compact is not None:
+                    out = compact.finish(hidden, batch["attention_mask"])
+                else:
+                    out = lm.adapter.classify(lm.model, hidden)
                 inputs.append(recorded)
                 call_args.append((args, kwargs))
             logits[indices] = out.float().cpu().numpy()

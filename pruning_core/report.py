@@ -40,7 +40,7 @@ def pruning_report(
     report(0.15, "pruning")
     pruned = prune_heads(lm, scheme)
     encoded = encode(lm, dataset)
-    masked_logits = forward_logits(lm, encoded, scheme.keep_mask())
+    masked_logits = forward_logits(lm, encoded, scheme.keep_mask(), compact=False)
     pruned_logits = forward_logits(pruned, encode(pruned, dataset))
     max_diff = float(np.abs(masked_logits - pruned_logits).max())
     pruned_preds = pruned_logits.argmax(1)

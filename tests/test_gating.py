@@ -39,14 +39,14 @@ def test_gating_equals_zeroing_context_by_hand(tiny_bert, sst2_small):
     keep = np.ones(lm.shape, dtype=bool)
     for layer, head in heads:
         keep[layer, head] = False
-    gated = forward_logits(lm, encoded, keep)
+    gated = forward_logits(lm, encoded, keep, compact=False)
     handles = _manual_zeroing(lm, heads)
     try:
-        by_hand = forward_logits(lm, encoded, None)
+        by_hand = forward_logits(lm, encoded, None, compact=False)
     finally:
         for handle in handles:
             handle.remove()
-    full = forward_logits(lm, encoded, None)
+    full = forward_logits(lm, encoded, None, compact=False)
     assert np.abs(gated - by_hand).max() <= 1e-6
     assert np.abs(gated - full).max() > 1e-4, "gating must change the output"
 
@@ -96,7 +96,7 @@ def test_concurrent_gated_evaluation_equals_serial(tiny_bert, sst2_small):
     rng = np.random.default_rng(0)
     masks = [rng.random(lm.shape) > 0.4 for _ in range(4)]
     masks[0][:] = True
-    serial = [forward_logits(lm, encoded, m, max_tokens=256) for m in masks]
+    serial = [forward_logits(lm, encoded, m, max_tokens=256, compact=False) for m in masks]
     results: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
     errors: list[BaseException] = []
     start = threading.Barrier(4)
@@ -105,7 +105,7 @@ def test_concurrent_gated_evaluation_equals_serial(tiny_bert, sst2_small):
         try:
             start.wait()
             for _ in range(5):
-                results[i].append(forward_logits(lm, encoded, masks[i], max_tokens=256))
+                results[i].append(forward_logits(lm, encoded, masks[i], max_tokens=256, compact=False))
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -33,7 +33,7 @@ def test_masked_and_pruned_logits_agree(arch, make_mask, tiny_dirs, sst2_small):
     lm = load_model(tiny_dirs[arch])
     keep = make_mask(lm)
     encoded = encode(lm, sst2_small)
-    masked = forward_logits(lm, encoded, keep)
+    masked = forward_logits(lm, encoded, keep, compact=False)
     pruned = prune_heads(lm, keep)
     pruned_logits = forward_logits(pruned, encode(pruned, sst2_small), None)
     assert np.abs(masked - pruned_logits).max() <= 1e-4
