@@ -2,17 +2,20 @@
 
 State lives in ``st.session_state`` (``model``, ``data``, ``scheme``, ``sel``) and is mirrored into
 the URL on every run, so a copied link reopens the same view. A session's first run adopts the URL.
-Models and datasets are shared resources keyed by their source strings; evaluation results and
-analysis bundles are kept in small in-memory stores keyed by model and data fingerprints and the
-scheme key (the core's disk cache sits underneath).
+Models and datasets are shared resources keyed by their source strings (every model source passes
+the server's :class:`~pruning_core.policy.SourcePolicy` first); evaluation results and analysis
+bundles are kept in small in-memory stores keyed by model and data fingerprints and the scheme key
+(the core's disk cache sits underneath). Heavy work (analysis, curves, pruning reports) runs through
+the process-wide job gate of :mod:`pruning_core.jobs`; uploads live in a per-session folder that is
+removed with the session (:mod:`pruning_core.uploads`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +28,11 @@ from pruning_core.cache import default_cache_dir
 from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
+from pruning_core.jobs import heavy_job, job_gate
+from pruning_core.policy import SourcePolicy
 from pruning_core.schemes import Scheme
 from pruning_core.strategies.composite import Thresholds
+from pruning_core.uploads import UploadSession, check_upload_exists, sweep_uploads
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "sst2"
@@ -90,19 +96,40 @@ def all_heads(num_layers: int, num_heads: int) -> list[Head]:
 # --- cached resources ------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def cached_model(source: str) -> LoadedModel:
+    """The shared model of ``source``, if this server's source policy allows it (else ModelLoadError).
+
+    The policy (``BHPVAS_MODEL_ROOTS``, ``BHPVAS_ALLOW_HUB``) is checked on every call, also for a
+    model already in memory, so no session opens what the server does not allow.
+    """
+    SourcePolicy.from_env().check(source)
+    return _shared_model(source)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def _shared_model(source: str) -> LoadedModel:
     """One shared model per source string; pages gate it with per-call hooks and never modify it."""
     return load_model(source)
 
 
-@st.cache_resource(show_spinner="Loading data…", max_entries=8)
 def cached_dataset(key: str) -> TextDataset:
+    """The shared dataset of a data key (see :class:`DataChoice`); an upload of an ended session is refused."""
+    check_upload_exists(DataChoice.parse(key).source)
+    return _shared_dataset(key)
+
+
+@st.cache_resource(show_spinner="Loading data…", max_entries=8)
+def _shared_dataset(key: str) -> TextDataset:
     """One shared dataset per data key (see :class:`DataChoice`)."""
     choice = DataChoice.parse(key)
     return load_dataset(
         choice.source, text_column=choice.text, text_pair_column=choice.pair, label_column=choice.label, max_rows=choice.rows
     )
+
+
+def check_labels(lm: LoadedModel, dataset: TextDataset) -> None:
+    """Raise DataError when the dataset's labels do not fit the model (unknown or mixed labels)."""
+    dataset.label_ids(lm.label2id, lm.num_labels)
 
 
 class _Store:
@@ -144,8 +171,44 @@ def _curves() -> _Store:
 
 
 @st.cache_resource
-def _analysis_lock() -> threading.Lock:
-    return threading.Lock()
+def _analysis_locks() -> dict[tuple[str, str], threading.Lock]:
+    return {}
+
+
+_ANALYSIS_LOCKS_GUARD = threading.Lock()
+
+
+def _analysis_lock(key: tuple[str, str]) -> threading.Lock:
+    """One lock per model and dataset: a second request for a running analysis waits for it."""
+    with _ANALYSIS_LOCKS_GUARD:
+        return _analysis_locks().setdefault(key, threading.Lock())
+
+
+def jobs_waiting_text(ahead: int, limit: int) -> str:
+    """The message shown while a heavy job waits for its turn."""
+    jobs = "job" if ahead == 1 else "jobs"
+    at_once = "one heavy job at a time" if limit == 1 else f"at most {limit} heavy jobs at a time"
+    return f"Waiting for {ahead} other {jobs} to finish… (this server runs {at_once})"
+
+
+@contextmanager
+def queued_job(name: str) -> Iterator[None]:
+    """A heavy job through the server's job gate (``BHPVAS_MAX_JOBS``), with a message while it waits.
+
+    The message is redrawn on every poll of the gate, so a session that is closed or rerun while
+    waiting gives up its place (Streamlit stops the script at its next element).
+    """
+    slot = st.empty()
+
+    def wait(ahead: int) -> None:
+        slot.info(f"{name}: {jobs_waiting_text(ahead, job_gate().limit)}", icon=":material/hourglass_top:")
+
+    try:
+        with heavy_job(name, wait=wait):
+            slot.empty()
+            yield
+    finally:
+        slot.empty()
 
 
 def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -187,15 +250,25 @@ def analysis_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle:
     bundle = known_bundle(lm, dataset)
     if bundle is not None:
         return bundle
-    with _analysis_lock():
+    key = (lm.fingerprint, dataset.fingerprint)
+    lock = _analysis_lock(key)
+    if not lock.acquire(blocking=False):
+        note = st.empty()
+        note.info("The same analysis is running for another session; waiting for it…", icon=":material/hourglass_top:")
+        lock.acquire()
+        note.empty()
+    try:
         bundle = known_bundle(lm, dataset)
         if bundle is None:
-            report, clear = lazy_progress("Analysing every head (once per model and dataset, then cached)")
-            try:
-                bundle = analyze(lm, dataset, progress=report)
-            finally:
-                clear()
-            _bundles().put((lm.fingerprint, dataset.fingerprint), bundle)
+            with queued_job("Head analysis"):
+                report, clear = lazy_progress("Analysing every head (once per model and dataset, then cached)")
+                try:
+                    bundle = analyze(lm, dataset, progress=report)
+                finally:
+                    clear()
+            _bundles().put(key, bundle)
+    finally:
+        lock.release()
     st.rerun()
     raise AssertionError("unreachable")
 
@@ -208,12 +281,13 @@ def known_curves(lm: LoadedModel, dataset: TextDataset) -> Curves | None:
 def pruning_curves(lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:
     """Compute the strategies' curves with a progress bar (evaluations come from the disk cache when known)."""
     wanted = set(strategies)
-    report, clear = lazy_progress("Pruning with each strategy")
-    try:
-        params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
-        curves = compute_curves(lm, dataset, bundle, params, progress=report)
-    finally:
-        clear()
+    with queued_job("Pruning curves"):
+        report, clear = lazy_progress("Pruning with each strategy")
+        try:
+            params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
+            curves = compute_curves(lm, dataset, bundle, params, progress=report)
+        finally:
+            clear()
     _curves().put((lm.fingerprint, dataset.fingerprint), curves)
     return curves
 
@@ -244,6 +318,7 @@ def init_state() -> None:
     """Adopt the URL on a session's first run; afterwards mirror the session state into the URL."""
     ss = st.session_state
     if not ss.get("_bhpvas_init"):
+        _startup_sweep()
         params = st.query_params
         ss["model"] = params.get("model", DEFAULT_MODEL) or DEFAULT_MODEL
         ss["data"] = params.get("data", DEFAULT_DATA) or DEFAULT_DATA
@@ -401,15 +476,28 @@ def show_error(exc: BhpvasError) -> None:
     st.error(str(exc), icon=":material/error:")
 
 
+@st.cache_resource(show_spinner=False)
+def _startup_sweep() -> int:
+    """Once per server process: remove upload folders of sessions that ended in a crash (older than the TTL)."""
+    try:
+        return len(sweep_uploads())
+    except BhpvasError:
+        return 0
+
+
+def upload_session() -> UploadSession:
+    """This session's upload folder; Streamlit drops the session state when the session ends, which removes it."""
+    ss = st.session_state
+    owner = ss.get("_bhpvas_uploads")
+    if not isinstance(owner, UploadSession) or not owner.alive:
+        owner = UploadSession(default_cache_dir() / "uploads")
+        ss["_bhpvas_uploads"] = owner
+    return owner
+
+
 def save_upload(raw: bytes, filename: str) -> Path:
-    """Keep an uploaded data file under the cache folder (content-addressed) so its path can go in the URL."""
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    folder = default_cache_dir() / "uploads" / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(filename).name
-    if not path.exists():
-        path.write_bytes(raw)
-    return path
+    """Keep an uploaded data file in this session's upload folder so its path can go in the URL."""
+    return upload_session().save(raw, filename)
 
 
 # --- the BHPVAS proposal ----------------------------------------------------------------------------
@@ -496,6 +584,8 @@ def _scheme_metrics(ctx: Context) -> None:
     total = ctx.shape[0] * ctx.shape[1]
     pruned = len(ctx.scheme.pruned)
     st.caption(f"{pruned} of {total} heads pruned · {len(current.flipped)} of {current.n} predictions flipped")
+    for notice in dict.fromkeys(current.notices + ctx.lm.notices):
+        st.warning(notice, icon=":material/info:")
     left, right = st.columns(2)
     left.metric(
         "Accuracy",

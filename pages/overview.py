@@ -11,6 +11,7 @@ from pages.common import (
     DataChoice,
     cached_dataset,
     cached_model,
+    check_labels,
     head_label,
     page_bundle,
     page_context,
@@ -39,10 +40,9 @@ ss = st.session_state
 
 
 def _apply(model: str, data: str) -> None:
-    """Switch to ``model`` and ``data`` if both load; otherwise say why and keep the current ones."""
+    """Switch to ``model`` and ``data`` if both load and the labels fit; otherwise say why and keep the current ones."""
     try:
-        cached_model(model)
-        cached_dataset(data)
+        check_labels(cached_model(model), cached_dataset(data))
     except BhpvasError as exc:
         show_error(exc)
         return

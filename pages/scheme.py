@@ -30,6 +30,7 @@ from pages.common import (
     page_context,
     parse_heads,
     proposed_heads,
+    queued_job,
     run_from_app,
     set_scheme,
     set_scheme_b,
@@ -338,14 +339,16 @@ def section_prune(ctx: Context) -> None:
         f"Prune {_heads(len(ctx.scheme.pruned))}, check and time it", key="scheme-prune", type="primary", icon=":material/content_cut:"
     ):
         folder = pruned_folder(ctx.lm, ctx.scheme.key())
-        report, clear = lazy_progress("Pruning for real")
         try:
-            result = pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
+            with queued_job("Pruning report"):
+                report, clear = lazy_progress("Pruning for real")
+                try:
+                    result = pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
+                finally:
+                    clear()
         except BhpvasError as exc:
             show_error(exc)
             return
-        finally:
-            clear()
         ss["prune_result"] = (key, result, str(folder))
     stored = ss.get("prune_result")
     if not stored or stored[0] != key:

@@ -1,0 +1,148 @@
+"""A process-wide gate for heavy jobs (analyses, strategy curves, pruning reports).
+
+On a shared server several sessions may ask for heavy work at once; running them all together
+only makes each slower and can exhaust memory. :func:`heavy_job` lets at most
+``BHPVAS_MAX_JOBS`` (default 1) run at a time; the others wait in arrival order (FIFO) and are told,
+through a ``wait`` callback, how many jobs are ahead of them. A thread that already holds a slot
+may nest heavy jobs without waiting (no self-deadlock). An exception in a job, or in the wait
+callback, releases or gives up the place.
+
+Plain Python (no streamlit): the app turns the callback into a "Waiting for 1 other job…" message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .errors import BhpvasError
+
+WaitFn = Callable[[int], None]
+"""Called while a job waits, with the number of jobs ahead of it (running or queued earlier)."""
+
+DEFAULT_MAX_JOBS = 1
+
+
+def max_jobs_from_env() -> int:
+    """``$BHPVAS_MAX_JOBS`` as a positive integer (default 1)."""
+    text = os.environ.get("BHPVAS_MAX_JOBS", "").strip()
+    if not text:
+        return DEFAULT_MAX_JOBS
+    try:
+        value = int(text)
+    except ValueError:
+        raise BhpvasError(f"BHPVAS_MAX_JOBS={text!r} must be a whole number of at least 1.") from None
+    if value < 1:
+        raise BhpvasError(f"BHPVAS_MAX_JOBS={text!r} must be at least 1.")
+    return value
+
+
+class JobGate:
+    """At most ``limit`` jobs at once; waiting jobs start in the order they arrived."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_JOBS, poll: float = 0.5):
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._limit = limit
+        self.poll = poll
+        self._cond = threading.Condition()
+        self._queue: deque[int] = deque()
+        self._running: dict[int, str] = {}
+        self._tickets = itertools.count()
+        self._held = threading.local()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("limit must be at least 1")
+        with self._cond:
+            if value != self._limit:
+                self._limit = value
+                self._cond.notify_all()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def _ahead(self, ticket: int) -> int:
+        return len(self._running) + self._queue.index(ticket)
+
+    def _can_start(self, ticket: int) -> bool:
+        return self._queue[0] == ticket and len(self._running) < self._limit
+
+    @contextmanager
+    def slot(self, name: str = "job", wait: WaitFn | None = None) -> Iterator[None]:
+        """Hold one slot for the ``with`` block, waiting in line first if all slots are taken.
+
+        ``wait(ahead)`` is called when the job has to wait and then every ``poll`` seconds while it
+        does (so a caller can redraw a message, or raise to give up its place).
+        """
+        depth = getattr(self._held, "depth", 0)
+        if depth:
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        ticket = next(self._tickets)
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while not self._can_start(ticket):
+                    ahead = self._ahead(ticket)
+                    if wait is not None:
+                        self._cond.release()
+                        try:
+                            wait(ahead)
+                        finally:
+                            self._cond.acquire()
+                        if self._can_start(ticket):
+                            break
+                    self._cond.wait(self.poll)
+            except BaseException:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+                raise
+            self._queue.popleft()
+            self._running[ticket] = name
+            # Another slot may be free for the next in line too.
+            self._cond.notify_all()
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            with self._cond:
+                del self._running[ticket]
+                self._cond.notify_all()
+
+
+_GATE = JobGate()
+
+
+def job_gate() -> JobGate:
+    """The process-wide gate, its limit refreshed from ``BHPVAS_MAX_JOBS``."""
+    _GATE.limit = max_jobs_from_env()
+    return _GATE
+
+
+@contextmanager
+def heavy_job(name: str = "job", wait: WaitFn | None = None) -> Iterator[None]:
+    """Run the ``with`` block as one heavy job of the process-wide gate (see :class:`JobGate`)."""
+    with job_gate().slot(name, wait):
+        yield

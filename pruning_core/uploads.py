@@ -1,0 +1,122 @@
+"""Uploaded data files, kept per session and removed when the session ends.
+
+An upload is stored as ``<root>/<session token>/<sha256[:16]>/<file name>`` (root: the cache folder's
+``uploads``), so its path can go into the URL while the session lives. The session's folder is
+removed when its :class:`UploadSession` is garbage-collected (the app keeps one in each session's
+state, which Streamlit drops when the session ends) or when the process exits; :func:`sweep_uploads`
+removes folders left behind by a crash once they are older than ``BHPVAS_UPLOAD_TTL_HOURS``.
+
+Plain Python (no streamlit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import time
+import weakref
+from pathlib import Path
+
+from .cache import default_cache_dir
+from .errors import BhpvasError, DataError
+
+DEFAULT_TTL_HOURS = 24.0
+
+
+def uploads_root() -> Path:
+    """``<cache folder>/uploads`` (see :func:`pruning_core.cache.default_cache_dir`)."""
+    return default_cache_dir() / "uploads"
+
+
+def upload_ttl_hours() -> float:
+    """``$BHPVAS_UPLOAD_TTL_HOURS`` (default 24): age after which a left-over upload folder is swept."""
+    text = os.environ.get("BHPVAS_UPLOAD_TTL_HOURS", "").strip()
+    if not text:
+        return DEFAULT_TTL_HOURS
+    try:
+        value = float(text)
+    except ValueError:
+        raise BhpvasError(f"BHPVAS_UPLOAD_TTL_HOURS={text!r} must be a number of hours.") from None
+    if value < 0:
+        raise BhpvasError(f"BHPVAS_UPLOAD_TTL_HOURS={text!r} must not be negative.")
+    return value
+
+
+class UploadSession:
+    """One session's upload folder; the folder is deleted when this object is collected."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else uploads_root()
+        self.token = secrets.token_hex(12)
+        self.folder = self.root / self.token
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
+
+    def save(self, raw: bytes, filename: str) -> Path:
+        """Store ``raw`` under this session's folder and return its path."""
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        folder = self.folder / digest
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (Path(filename).name or "upload.csv")
+        if not path.exists():
+            tmp = folder / f".tmp-{secrets.token_hex(4)}"
+            tmp.write_bytes(raw)
+            os.replace(tmp, path)
+        return path
+
+    def close(self) -> None:
+        """Delete the folder now (also done automatically when the object is collected)."""
+        self._finalizer()
+
+    @property
+    def alive(self) -> bool:
+        return self._finalizer.alive
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for path in folder.rglob("*"):
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+def sweep_uploads(root: str | Path | None = None, ttl_hours: float | None = None, now: float | None = None) -> list[Path]:
+    """Remove upload session folders whose newest file is older than ``ttl_hours``; return them."""
+    root = Path(root) if root is not None else uploads_root()
+    ttl = upload_ttl_hours() if ttl_hours is None else ttl_hours
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for folder in root.iterdir():
+        try:
+            if not folder.is_dir() or now - _newest_mtime(folder) <= ttl * 3600:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def is_upload_path(source: str | Path, root: str | Path | None = None) -> bool:
+    """Whether ``source`` points into the uploads folder."""
+    base = (Path(root) if root is not None else uploads_root()).expanduser().resolve()
+    try:
+        path = Path(str(source).strip()).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+    return base in path.parents
+
+
+def check_upload_exists(source: str | Path, root: str | Path | None = None) -> None:
+    """Raise :class:`DataError` when ``source`` is an upload whose session has ended (its file is gone)."""
+    if is_upload_path(source, root) and not Path(str(source).strip()).expanduser().exists():
+        raise DataError(
+            f"{Path(str(source)).name!r}: this uploaded file belonged to a session that ended; upload it again "
+            "(Overview → Model and dataset → Upload a file). Uploads are removed when their session ends."
+        )
