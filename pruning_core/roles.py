@@ -151,8 +151,9 @@ class Alignment:
     relations: tuple[str, ...] = RELATIONS
 
     def best(self) -> np.ndarray:
-        """Per relation and head, the better of the two directions (relations, layers, heads)."""
-        return np.nanmax(self.accuracy, axis=1)
+        """Per relation and head, the better of the two directions (relations, layers, heads); NaN
+        where neither direction had a pair to score."""
+        return np.fmax(self.accuracy[:, 0], self.accuracy[:, 1])
 
 
 @dataclass

@@ -191,3 +191,19 @@ def test_uniform_rows_have_entropy_ln_n(n):
     _, entropy, _, hist = batch_statistics(attn, ids, torch.ones(1, n, dtype=torch.bool), {101}, {102})
     assert np.isclose(entropy.item(), np.log(n), atol=1e-5)
     assert hist.sum().item() == n
+
+
+def test_alignment_best_takes_either_direction_without_warnings():
+    import warnings
+
+    from pruning_core.roles import Alignment
+
+    accuracy = np.full((2, 2, 1, 2), np.nan)
+    accuracy[0, 1, 0, 0] = 0.5
+    accuracy[0, 0, 0, 0] = 0.25
+    accuracy[1, 0, 0, 1] = 0.75
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        best = Alignment(accuracy, np.zeros((2, 2)), np.zeros((2, 2)), np.ones(2)).best()
+    assert best[0, 0, 0] == 0.5 and best[1, 0, 1] == 0.75
+    assert np.isnan(best[0, 0, 1]) and np.isnan(best[1, 0, 0])
