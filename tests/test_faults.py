@@ -79,3 +79,40 @@ def test_killed_analysis_resumes_from_cached_parts(tiny_bert, sst2_small, tmp_pa
     bundle = analyze(tiny_bert, sst2_small, params, cache=cache)
     assert bundle.timings["attention_statistics"] < 0.5 and bundle.timings["importance"] < 0.5
     assert bundle.stability.shape == (3, 4)
+
+
+def test_two_sessions_asking_for_the_same_analysis_compute_it_once(tiny_bert, monkeypatch):
+    """The app's path (``analyze`` with the default disk cache) from two threads at once: one computes,
+    the other waits for it and reopens its result; every expensive part is written exactly once."""
+    from collections import Counter
+
+    from pruning_core import load_dataset
+    from pruning_core.analysis import AnalysisParams, analyze
+
+    data = load_dataset("sst2", max_rows=20)
+    params = AnalysisParams(similarity_tokens=200, role_sentences=10, alignment_sentences=10)
+    writes: Counter[str] = Counter()
+    original_put = DiskCache.put
+
+    def counting_put(self, key, arrays, meta=None, strict=False):
+        writes[key.split("-")[0]] += 1
+        return original_put(self, key, arrays, meta, strict)
+
+    monkeypatch.setattr(DiskCache, "put", counting_put)
+    bundles = {}
+    start = threading.Barrier(2, timeout=30)
+
+    def session(name: str) -> None:
+        start.wait()
+        bundles[name] = analyze(tiny_bert, data, params)
+
+    threads = [threading.Thread(target=session, args=(name,)) for name in ("first", "second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert set(bundles) == {"first", "second"}
+    assert {"attnstats", "importance", "syntax"} <= set(writes)
+    assert all(count == 1 for count in writes.values()), writes
+    assert np.array_equal(bundles["first"].importance.display(), bundles["second"].importance.display())
+    assert np.allclose(bundles["first"].stability, bundles["second"].stability, equal_nan=True)
