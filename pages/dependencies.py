@@ -27,11 +27,14 @@ from pages.views import SELECT_COLOR, figure_download
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.attention import attention_maps
+from pruning_core.evaluation import default_max_length
 from pruning_core.roles import DIRECTIONS, RELATIONS, ROLES
 from pruning_core.schemes import Scheme
 from pruning_core.syntax import parse, piece_to_word, word_attention
 
 run_from_app()
+
+MAX_VIEW_CHARS = 1_000
 
 DEP_COLOR = "#6c6c6c"
 ATTN_COLOR = "#1f77b4"
@@ -53,7 +56,9 @@ def word_attention_maps(
     lm = cached_model(model_source)
     scheme = Scheme.from_key(scheme_key, lm.num_layers, lm.num_heads, model_source)
     sample = attention_maps(lm, [text], [pair] if pair is not None else None, scheme=scheme)[0]
-    enc = lm.tokenizer(text, pair, truncation=True, max_length=512, return_offsets_mapping=True, return_special_tokens_mask=True)
+    enc = lm.tokenizer(
+        text, pair, truncation=True, max_length=default_max_length(lm), return_offsets_mapping=True, return_special_tokens_mask=True
+    )
     special = np.asarray(enc["special_tokens_mask"], dtype=bool)
     first = np.asarray([s == 0 for s in enc.sequence_ids()]) if pair is not None else ~special
     offsets = [tuple(o) if first[j] else (0, 0) for j, o in enumerate(enc["offset_mapping"])]
@@ -247,6 +252,9 @@ with controls[3]:
 
 text = custom.strip() or ctx.dataset.texts[sample]
 pair = None if custom.strip() or not ctx.dataset.is_pair else ctx.dataset.text_pairs[sample]
+if len(text) > MAX_VIEW_CHARS:
+    st.info(f"This text has {len(text):,} characters; the view shows its first {MAX_VIEW_CHARS:,} (the model truncates long inputs too).")
+    text = text[:MAX_VIEW_CHARS].rsplit(" ", 1)[0] or text[:MAX_VIEW_CHARS]
 try:
     sentence = parsed(text)
     if not sentence["words"]:

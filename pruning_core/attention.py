@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
+from .evaluation import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -69,7 +69,7 @@ def attention_maps(
     results = []
     for i, text in enumerate(texts):
         pair = text_pairs[i] if text_pairs is not None else None
-        enc = lm.tokenizer(text, pair, truncation=True, max_length=max_length or 512, return_tensors="pt")
+        enc = lm.tokenizer(text, pair, truncation=True, max_length=max_length or default_max_length(lm), return_tensors="pt")
         enc = {k: v.to(lm.device) for k, v in enc.items()}
         with torch.inference_mode(), lm.gated(keep, model), capture_attention(lm, model) as captured:
             model(**enc)

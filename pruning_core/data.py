@@ -26,6 +26,9 @@ TEXT_COLUMN_NAMES = ("sentence", "text", "sentence1", "question", "premise", "re
 PAIR_COLUMN_NAMES = {"sentence1": "sentence2", "question": "sentence", "premise": "hypothesis", "question1": "question2"}
 LABEL_COLUMN_NAMES = ("label", "labels", "target", "class", "gold_label", "y", "sentiment")
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# One text may be very long (the model truncates it, with a notice); Python's csv module refuses
+# fields over 128 KiB by default, so allow any field that fits in the file size limit.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FILE_BYTES))
 
 
 @dataclass(frozen=True)

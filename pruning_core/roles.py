@@ -26,7 +26,7 @@ import torch
 from .attention import capture_attention, special_ids
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import length_batches, mask_key, resolve_keep_mask
+from .evaluation import default_max_length, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -210,7 +210,14 @@ def syntax_evidence(
     hits = {(r, d): np.zeros((layers, heads)) for r in RELATIONS for d in DIRECTIONS}
     offset_hits = {(r, d): np.zeros(2 * MAX_OFFSET) for r in RELATIONS for d in DIRECTIONS}
     pair_counts = dict.fromkeys(RELATIONS, 0)
-    enc = lm.tokenizer(texts, pairs_text, truncation=True, max_length=512, return_offsets_mapping=True, return_special_tokens_mask=True)
+    enc = lm.tokenizer(
+        texts,
+        pairs_text,
+        truncation=True,
+        max_length=default_max_length(lm),
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
     sentences = []
     for i, sentence in enumerate(parses):
         ids = np.asarray(enc["input_ids"][i])

@@ -48,10 +48,15 @@ class Parse:
         return [(d, g, r) for d, (g, r) in enumerate(zip(self.heads, self.deps)) if d != g and r != "ROOT"]
 
 
+MAX_PARSE_CHARS = 20_000
+"""Only this many leading characters of a text are parsed: far more than the model's 512-token window
+covers, and it keeps one enormous text from stalling the analysis (spaCy refuses 1,000,000+)."""
+
+
 def parse(texts: list[str], batch_size: int = 64) -> list[Parse]:
     nlp = load_spacy()
     parses = []
-    for doc in nlp.pipe(texts, batch_size=batch_size):
+    for doc in nlp.pipe((text[:MAX_PARSE_CHARS] for text in texts), batch_size=batch_size):
         parses.append(
             Parse(
                 text=doc.text,
