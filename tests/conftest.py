@@ -55,3 +55,22 @@ def tiny_bundle(tiny_bert, tmp_path_factory):
     data = load_dataset("sst2", max_rows=64)
     cache = DiskCache(tmp_path_factory.mktemp("bundle-cache"))
     return data, analyze(tiny_bert, data, AnalysisParams(similarity_tokens=500, role_sentences=30, alignment_sentences=60), cache=cache)
+
+
+@pytest.fixture(scope="session")
+def bad_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Folders a user might point bhpvas at: missing, not a model, an unsupported architecture, an encoder without a head."""
+    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2ForSequenceClassification
+
+    from pruning_core.demo import base_encoder_path
+
+    root = tmp_path_factory.mktemp("bad-models")
+    notes = root / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a model")
+    gpt2 = root / "gpt2"
+    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=64, num_labels=2)).save_pretrained(gpt2)
+    encoder = root / "encoder-only"
+    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(encoder)
+    AutoTokenizer.from_pretrained(base_encoder_path()).save_pretrained(encoder)
+    return {"missing": root / "no-such-model", "notes": notes, "gpt2": gpt2, "encoder": encoder}

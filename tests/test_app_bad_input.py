@@ -191,25 +191,6 @@ def test_a_scheme_pruning_every_head_works_on_every_page(tiny_bert_dir):
 # --- model sources ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bad_models(tmp_path_factory) -> dict[str, Path]:
-    """Folders a user might point the app at: not a model, an unsupported architecture, an encoder without a head."""
-    from transformers import AutoTokenizer, BertConfig, BertModel, GPT2Config, GPT2ForSequenceClassification
-
-    from pruning_core.demo import base_encoder_path
-
-    root = tmp_path_factory.mktemp("bad-models")
-    notes = root / "notes"
-    notes.mkdir()
-    (notes / "readme.txt").write_text("not a model")
-    gpt2 = root / "gpt2"
-    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=64, num_labels=2)).save_pretrained(gpt2)
-    encoder = root / "encoder-only"
-    BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(encoder)
-    AutoTokenizer.from_pretrained(base_encoder_path()).save_pretrained(encoder)
-    return {"missing": root / "no-such-model", "notes": notes, "gpt2": gpt2, "encoder": encoder}
-
-
 BAD_MODELS = {
     "folder does not exist": ("missing", "does not exist. Check the path, or use `demo` for the embedded model."),
     "folder is not a model": ("notes", "is not a model folder: it has no config.json"),
@@ -219,11 +200,11 @@ BAD_MODELS = {
 
 
 @pytest.mark.parametrize("item", list(BAD_MODELS))
-def test_bad_model_folder(item, bad_models, tiny_bert_dir):
+def test_bad_model_folder(item, bad_model_dirs, tiny_bert_dir):
     name, phrase = BAD_MODELS[item]
     at = _start(tiny_bert_dir)
     accuracy = _sidebar_metric(at, "Accuracy")
-    open_model(at, "Local folder", str(bad_models[name]))
+    open_model(at, "Local folder", str(bad_model_dirs[name]))
     assert any(phrase in m for m in _errors(at)), _errors(at)
     _assert_kept(at, tiny_bert_dir, accuracy)
 
@@ -238,8 +219,8 @@ def test_hub_id_without_network(tiny_bert_dir, monkeypatch):
     _assert_kept(at, tiny_bert_dir, accuracy)
 
 
-def test_a_bad_model_in_a_shared_link_gets_a_message(tiny_bert_dir, bad_models):
-    at = _app(timeout=60, model=str(bad_models["gpt2"]), data=TINY_DATA, scheme=SCHEME).run()
+def test_a_bad_model_in_a_shared_link_gets_a_message(tiny_bert_dir, bad_model_dirs):
+    at = _app(timeout=60, model=str(bad_model_dirs["gpt2"]), data=TINY_DATA, scheme=SCHEME).run()
     assert not at.exception
     assert any("Architecture 'gpt2' is not supported" in m for m in _errors(at))
     assert at.session_state["scheme"] == SCHEME

@@ -126,3 +126,67 @@ def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, 
     assert code == 0 and report["masked_equals_pruned"] and (tmp_path / "report" / "report.html").exists()
     code, _, err = run(capsys, "curves", *common, "--strategies", "nonsense")
     assert code == 2 and "Unknown strategy" in err
+
+
+BAD_DATA = {
+    "misspelled label column": (b"text,label\nhello there,1\n", "d.csv", ["--label-column", "lable"], "has no label column 'lable'"),
+    "missing label column": (b"text\nhello there\ngood film\n", "d.csv", [], "has a single column ('text')"),
+    "unknown label": (b"text,label\nhello,positive\nbye,neutral\n", "d.csv", [], "are not known to the model"),
+    "mixed label types": (b"text,label\nhello,1\nbye,negative\n", "d.csv", [], "mixes numbers and names"),
+    "empty file": (b"", "d.csv", [], "is empty"),
+    "not UTF-8": ("text,label\ncafé,1\n".encode("latin-1"), "d.csv", [], "is not valid UTF-8"),
+    "binary renamed .csv": (b"PK\x03\x04\x14\x00binary", "d.csv", [], "looks like a binary file"),
+}
+
+
+@pytest.mark.parametrize("item", list(BAD_DATA))
+def test_bad_data_files_get_a_clear_error(item, capsys, tiny_bert_dir, tmp_path):
+    raw, name, extra, phrase = BAD_DATA[item]
+    path = tmp_path / name
+    path.write_bytes(raw)
+    code, _, err = run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--data", str(path), *extra, "--no-progress")
+    assert code == 2 and phrase in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "name, phrase",
+    [
+        ("missing", "does not exist"),
+        ("notes", "is not a model folder"),
+        ("gpt2", "Architecture 'gpt2' is not supported"),
+        ("encoder", "has no trained classification head"),
+    ],
+)
+def test_bad_model_folders_get_a_clear_error(name, phrase, capsys, bad_model_dirs):
+    code, _, err = run(capsys, "evaluate", "--model", str(bad_model_dirs[name]), "--max-rows", "4", "--no-progress")
+    assert code == 2 and phrase in err and "Traceback" not in err, err
+
+
+def test_hub_id_without_network_gets_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = run(capsys, "evaluate", "--model", "someone/some-model", "--max-rows", "4", "--no-progress")
+    assert code == 2 and "the Hugging Face Hub cannot be reached" in err, err
+
+
+def test_an_enormous_text_is_truncated_with_a_note(capsys, tiny_bert_dir, tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("text,label\nshort one,1\n" + " ".join(f"w{i % 50}" for i in range(40_000)) + ",0\n")
+    code, result, _ = run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--data", str(path), "--json", "--no-progress")
+    assert code == 0 and result["n"] == 2
+    assert "1 sample(s) longer than 130 tokens were truncated." in result["notices"]
+    code = main(["evaluate", "--model", str(tiny_bert_dir), "--data", str(path), "--no-progress"])
+    assert code == 0 and "note: 1 sample(s) longer than 130 tokens were truncated." in capsys.readouterr().out
+
+
+def test_a_scheme_pruning_every_head_evaluates_with_a_note(capsys, tiny_bert_dir, tmp_path):
+    path = tmp_path / "every.json"
+    path.write_text(json.dumps({"num_layers": 3, "num_heads": 4, "pruned": [[layer, head] for layer in range(3) for head in range(4)]}))
+    code, result, _ = run(
+        capsys, "evaluate", "--model", str(tiny_bert_dir), "--max-rows", "12", "--scheme", str(path), "--json", "--no-progress"
+    )
+    assert code == 0 and result["heads_pruned"] == 12
+    assert any(n.startswith("Every head is gated off") for n in result["notices"])
+    code, _, err = run(
+        capsys, "report", "--model", str(tiny_bert_dir), "--max-rows", "12", "--scheme", str(path), "--out", str(tmp_path / "r")
+    )
+    assert code == 2 and "removes every attention head" in err
