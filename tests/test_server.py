@@ -373,3 +373,28 @@ def test_four_concurrent_sessions_on_one_model_match_the_serial_results(tiny_ber
         assert np.array_equal(result.preds, serial[index].preds)
         assert np.abs(result.probs - serial[index].probs).max() < 1e-6
         assert result.accuracy == serial[index].accuracy
+
+
+def test_the_app_runs_analysis_curves_and_pruning_reports_through_the_job_gate(tiny_bert_dir, monkeypatch):
+    """Every heavy job the app starts passes the process-wide gate (a spy on the real gate records them)."""
+    monkeypatch.setenv("BHPVAS_MAX_JOBS", "1")
+    jobs: list[str] = []
+    original = JobGate.slot
+
+    def recording_slot(self, name="job", wait=None):
+        jobs.append(name)
+        return original(self, name, wait)
+
+    monkeypatch.setattr(JobGate, "slot", recording_slot)
+    at = _app(timeout=300, model=str(tiny_bert_dir), data="sst2|rows=20", scheme="0.1,2.2").run()
+    assert not at.exception and not at.error
+    assert jobs == ["Head analysis"]
+    at.switch_page("pages/process.py").run()
+    at.multiselect(key="process-compute-strategies").set_value(["importance"]).run()
+    _button(at, "Compute the pruning curves").click().run()
+    assert not at.exception and not at.error
+    at.switch_page("pages/scheme.py").run()
+    _button(at, "Prune 2 heads, check and time it").click().run()
+    assert not at.exception and not at.error
+    assert jobs == ["Head analysis", "Pruning curves", "Pruning report"]
+    assert job_gate().running == 0 and job_gate().waiting == 0
