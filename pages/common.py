@@ -32,7 +32,7 @@ from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.policy import SourcePolicy
 from pruning_core.schemes import Scheme
 from pruning_core.strategies.composite import Thresholds
-from pruning_core.uploads import UploadSession, check_upload_exists, sweep_uploads
+from pruning_core.uploads import UploadSession, check_upload_exists, sweep_uploads, uploads_root
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "sst2"
@@ -113,8 +113,11 @@ def _shared_model(source: str) -> LoadedModel:
 
 
 def cached_dataset(key: str) -> TextDataset:
-    """The shared dataset of a data key (see :class:`DataChoice`); an upload of an ended session is refused."""
-    check_upload_exists(DataChoice.parse(key).source)
+    """The shared dataset of a data key (see :class:`DataChoice`), if this server's data policy
+    (``BHPVAS_DATA_ROOTS``) allows it; an upload of an ended session is refused."""
+    source = DataChoice.parse(key).source
+    SourcePolicy.from_env().check_data(source, always_allowed=(uploads_root(),))
+    check_upload_exists(source)
     return _shared_dataset(key)
 
 
@@ -222,7 +225,11 @@ def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[]
 
 
 def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> EvalResult:
-    """Masked evaluation of ``scheme`` (None: the full model), from memory or the disk cache when known."""
+    """Masked evaluation of ``scheme`` (None: the full model), from memory or the disk cache when known.
+
+    Hidden states are remembered (memory-bounded), so toggling one head recomputes only the layers
+    from that head's layer up.
+    """
     key = (lm.fingerprint, dataset.fingerprint, scheme.key() if scheme is not None else "none")
     hit = _evaluations().get(key)
     if hit is not None:
@@ -230,7 +237,7 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     pruned = len(scheme.pruned) if scheme is not None else 0
     report, clear = lazy_progress(f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model")
     try:
-        result = evaluate(lm, dataset, scheme, progress=report)
+        result = evaluate(lm, dataset, scheme, progress=report, remember=True)
     finally:
         clear()
     _evaluations().put(key, result)

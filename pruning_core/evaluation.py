@@ -66,7 +66,7 @@ def encode(lm: LoadedModel, dataset: TextDataset, max_length: int | None = None)
     at_limit = [i for i, n in enumerate(lengths) if n >= max_length]
     truncated = 0
     if at_limit:
-        full = lm.tokenizer([texts[i] for i in at_limit], [pairs[i] for i in at_limit] if pairs else None, truncation=False)
+        full = lm.tokenizer([texts[i] for i in at_limit], [pairs[i] for i in at_limit] if pairs else None, truncation=False, verbose=False)
         truncated = sum(len(x) > max_length for x in full["input_ids"])
     encoded = Encoded(ids, types, lengths, labels, truncated, max_length)
     lm.encodings[key] = encoded

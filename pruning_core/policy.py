@@ -2,7 +2,9 @@
 
 ``BHPVAS_MODEL_ROOTS``: folders (separated by the OS path separator) under which local models
 may be opened; unset means any local folder. ``BHPVAS_ALLOW_HUB``: ``0``/``false`` forbids hub
-ids. The embedded demo is always allowed; ``trust_remote_code`` is never enabled anyway.
+ids. ``BHPVAS_DATA_ROOTS``: folders under which data files on the server may be read (uploads
+and the bundled datasets are always allowed); unset means any file. The embedded demo is always
+allowed; ``trust_remote_code`` is never enabled anyway.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelLoadError
+from .errors import DataError, ModelLoadError
 from .loading import DEMO_ALIASES, _looks_like_path
 
 
@@ -19,13 +21,30 @@ from .loading import DEMO_ALIASES, _looks_like_path
 class SourcePolicy:
     model_roots: tuple[Path, ...] | None = None
     allow_hub: bool = True
+    data_roots: tuple[Path, ...] | None = None
 
     @classmethod
     def from_env(cls) -> SourcePolicy:
-        roots = os.environ.get("BHPVAS_MODEL_ROOTS", "").strip()
         allow = os.environ.get("BHPVAS_ALLOW_HUB", "1").strip().lower() not in ("0", "false", "no", "off")
-        parsed = tuple(Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r.strip()) if roots else None
-        return cls(parsed, allow)
+        return cls(_roots("BHPVAS_MODEL_ROOTS"), allow, _roots("BHPVAS_DATA_ROOTS"))
+
+    def check_data(self, source: str, always_allowed: tuple[Path, ...] = ()) -> None:
+        """Raise :class:`DataError` if this server may not read the data file ``source``.
+
+        Bundled dataset names and files under ``always_allowed`` (the upload folder) pass.
+        """
+        from .data import BUNDLED
+
+        text = str(source).strip()
+        if self.data_roots is None or text.lower() in BUNDLED:
+            return
+        resolved = Path(text).expanduser().resolve()
+        if not _under(resolved, self.data_roots + tuple(r.resolve() for r in always_allowed)):
+            allowed = ", ".join(str(r) for r in self.data_roots)
+            raise DataError(
+                f"This server only reads data files under: {allowed}, besides uploads. Upload the file instead, "
+                f"or ask the administrator to add {resolved.parent} to BHPVAS_DATA_ROOTS."
+            )
 
     def check(self, source: str) -> None:
         """Raise :class:`ModelLoadError` if this server may not open ``source``."""
@@ -37,7 +56,7 @@ class SourcePolicy:
             if self.model_roots is None:
                 return
             resolved = path.resolve()
-            if not any(resolved == root or root in resolved.parents for root in self.model_roots):
+            if not _under(resolved, self.model_roots):
                 allowed = ", ".join(str(r) for r in self.model_roots)
                 raise ModelLoadError(
                     f"This server only opens model folders under: {allowed}. Ask its administrator to add {resolved.parent} to BHPVAS_MODEL_ROOTS."
@@ -47,3 +66,12 @@ class SourcePolicy:
             raise ModelLoadError(
                 f"{text!r} looks like a hub id, and this server does not download models from the hub. Use `demo` or a model folder on the server."
             )
+
+
+def _roots(variable: str) -> tuple[Path, ...] | None:
+    value = os.environ.get(variable, "").strip()
+    return tuple(Path(r).expanduser().resolve() for r in value.split(os.pathsep) if r.strip()) if value else None
+
+
+def _under(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == root or root in path.parents for root in roots)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear
     if linear.bias is not None:
         bias = linear.bias.detach()[index].clone() if dim == 0 else linear.bias.detach().clone()
     out_features, in_features = weight.shape
-    new = nn.Linear(in_features, out_features, bias=bias is not None, device="meta")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        new = nn.Linear(in_features, out_features, bias=bias is not None, device="meta")
     new.weight = nn.Parameter(weight, requires_grad=linear.weight.requires_grad)
     if bias is not None:
         new.bias = nn.Parameter(bias, requires_grad=linear.bias.requires_grad)

@@ -332,6 +332,37 @@ def test_policy_refuses_hub_ids_when_the_hub_is_off(tiny_bert_dir, monkeypatch):
     assert at.session_state["model"] == str(tiny_bert_dir) and at.session_state["scheme"] == "2.3"
 
 
+def test_data_policy_allows_bundled_data_uploads_and_files_under_the_roots(tmp_path, monkeypatch):
+    from pruning_core.errors import DataError
+    from pruning_core.policy import SourcePolicy
+
+    allowed, elsewhere, uploads = tmp_path / "data", tmp_path / "private", tmp_path / "uploads"
+    for folder in (allowed, elsewhere, uploads):
+        folder.mkdir()
+    monkeypatch.setenv("BHPVAS_DATA_ROOTS", str(allowed))
+    policy = SourcePolicy.from_env()
+    policy.check_data("sst2")
+    policy.check_data(str(allowed / "reviews.csv"))
+    policy.check_data(str(uploads / "token" / "sha" / "reviews.csv"), always_allowed=(uploads,))
+    for refused in (str(elsewhere / "secret.csv"), str(allowed / ".." / "private" / "secret.csv"), "/etc/passwd"):
+        with pytest.raises(DataError, match="only reads data files under"):
+            policy.check_data(refused, always_allowed=(uploads,))
+    monkeypatch.delenv("BHPVAS_DATA_ROOTS")
+    SourcePolicy.from_env().check_data(str(elsewhere / "secret.csv"))
+
+
+def test_app_refuses_a_data_file_outside_the_data_roots(tiny_bert_dir, tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir()
+    secret = private / "secret.csv"
+    secret.write_text("text,label\nsecret words,positive\n")
+    monkeypatch.setenv("BHPVAS_DATA_ROOTS", str(tmp_path / "data"))
+    at = _app(model=str(tiny_bert_dir), data=str(secret), scheme="2.3").run()
+    assert not at.exception
+    assert any("only reads data files under" in e.value for e in at.error)
+    assert not any("secret words" in str(getattr(e, "value", "")) for e in at.main)
+
+
 # --- four sessions at once on one shared model ----------------------------------------------------
 
 
