@@ -108,7 +108,9 @@ def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, device: torch.de
 
 
 def default_max_tokens(device: torch.device) -> int:
-    return 32768 if device.type == "cuda" else 4096
+    """Padded tokens per batch: large on a GPU; on a CPU small enough that a layer's activations
+    stay in cache (2048 measured ~7% faster than 4096 on the 2-core bench machine)."""
+    return 32768 if device.type == "cuda" else 2048
 
 
 def _is_oom(exc: BaseException) -> bool:
