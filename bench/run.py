@@ -6,6 +6,7 @@ evaluate the same model, data and masks; the script prints a table and writes JS
 
     python bench/run.py                 # masked evaluation + one-head toggles
     python bench/run.py --analysis      # also analyze + curves on the demo, cold and warm
+    python bench/run.py --model bert-base-random --precision bf16   # 12 x 12 heads, e.g. on a GPU
 """
 
 from __future__ import annotations
@@ -96,18 +97,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def base_sized_model(folder: str) -> str:
+    """A random-init BERT-base-sized classifier (12 layers x 12 heads, hidden 768) with the demo's
+    tokenizer, saved under ``folder``: timing only, its accuracy is chance."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from pruning_core.demo import DEMO_DIR
+
+    torch.manual_seed(0)
+    config = BertConfig(num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(DEMO_DIR)).save_pretrained(folder)
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo")
     parser.add_argument("--data", default="sst2")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"), help="evaluation autocast (default: bf16 on CUDA)")
     parser.add_argument("--analysis", action="store_true", help="also time analyze + curves cold and warm")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    lm = load_model(args.model)
-    eager = load_model(args.model, attn_implementation="eager")
+    source = base_sized_model(tempfile.mkdtemp(prefix="bhpvas-base-")) if args.model == "bert-base-random" else args.model
+    lm = load_model(source, precision=args.precision)
+    eager = load_model(source, attn_implementation="eager", precision="fp32")
     dataset = load_dataset(args.data)
     encoded = encode(lm, dataset)
     rng = np.random.default_rng(0)
@@ -157,6 +174,20 @@ def main() -> int:
                 "prediction_mismatches_vs_reference": int((ours.preds != ref_preds).sum()),
             }
         )
+    precision_check = None
+    if lm.precision != "fp32":
+        exact = load_model(source, precision="fp32")
+        fp32_s, fp32 = timed(lambda: evaluate(exact, dataset, Scheme.from_mask(masks[1]), cache=DiskCache(enabled=False)), args.repeats)
+        mixed = fresh(Scheme.from_mask(masks[1]), incremental=False)
+        precision_check = {
+            "precision": lm.precision,
+            "heads_pruned": int((~masks[1]).sum()),
+            "accuracy": mixed.accuracy,
+            "fp32_accuracy": fp32.accuracy,
+            "prediction_mismatches_vs_fp32": int((mixed.preds != fp32.preds).sum()),
+            "max_prob_diff_vs_fp32": float(np.abs(mixed.probs - fp32.probs).max()),
+            "fp32_seconds": round(fp32_s, 3),
+        }
     current = Scheme.from_mask(masks[1])
     prefix_store(lm).clear()
     fresh(current, remember=True)
@@ -179,7 +210,9 @@ def main() -> int:
         "torch": torch.__version__,
         "model": args.model,
         "data": f"{dataset.name} ({len(dataset)} rows, {int(encoded.lengths.sum())} tokens)",
+        "precision": lm.precision,
         "matmul_peak_gflops": round(peak, 1),
+        "precision_check": precision_check,
         "masked_evaluation": rows,
         "one_head_toggle": toggles,
         "toggle_mean_s": round(statistics.mean(t["seconds"] for t in toggles), 3),
@@ -213,7 +246,7 @@ def main() -> int:
             "knee": curves.knee_table(),
         }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['machine']}; matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
+    print(f"{result['machine']}; {lm.precision}; matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
     print(
         f"{'pruned':>6} {'ours s':>8} {'plain s':>8} {'ref s':>8} {'speed-up':>8} {'tok/s':>8} {'GFLOP/s':>8} {'% peak':>7} "
         f"{'acc':>7} {'ref acc':>7} {'max dp':>8}"
@@ -230,6 +263,8 @@ def main() -> int:
         f"(mean {result['toggle_mean_s']})",
     )
     print("max |prob| difference fast vs slow path:", max(t["max_prob_diff_vs_slow_path"] for t in toggles))
+    if precision_check:
+        print(f"{lm.precision} vs fp32: {precision_check}")
     if "analysis" in result:
         a = result["analysis"]
         print(

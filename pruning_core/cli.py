@@ -33,6 +33,9 @@ def _quiet_libraries() -> None:
 def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="demo", help="'demo', a local model folder, or a hub id (default: demo)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--precision", default=None, choices=("fp32", "bf16", "fp16"), help="evaluation autocast (default: bf16 on CUDA, fp32 on a CPU)"
+    )
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +132,7 @@ def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[flo
 def _load(args: argparse.Namespace):
     from .loading import load_model
 
-    return load_model(args.model, device=args.device)
+    return load_model(args.model, device=args.device, precision=args.precision)
 
 
 def _dataset(args: argparse.Namespace):

@@ -151,7 +151,7 @@ def forward_logits(
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     pending = length_batches(encoded.lengths, budget)
     done = 0
-    with torch.inference_mode(), context:
+    with torch.inference_mode(), lm.autocast(), context:
         while pending:
             indices = pending.pop(0)
             try:
@@ -302,7 +302,7 @@ def evaluate(
     """Evaluate ``lm`` on ``dataset`` with the heads of ``scheme`` gated off.
 
     Results are cached on disk (``cache``; default: the user cache folder) keyed by model
-    fingerprint, data fingerprint, mask, maximum length and code version. With ``incremental``,
+    fingerprint, data fingerprint, mask, maximum length, precision and code version. With ``incremental``,
     layers below the first one whose gates differ from a remembered mask are not recomputed;
     ``remember`` keeps this mask's hidden states for later evaluations (memory-bounded).
     """
@@ -315,7 +315,9 @@ def evaluate(
         notices.append(f"{encoded.truncated} sample(s) longer than {encoded.max_length} tokens were truncated.")
     if not keep.any():
         notices.append("Every head is gated off: the model sees no interaction between tokens.")
-    key = cache_key("eval", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_length=encoded.max_length)
+    key = cache_key(
+        "eval", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_length=encoded.max_length, precision=lm.precision
+    )
     hit = cache.get(key)
     started = time.perf_counter()
     if hit is not None:

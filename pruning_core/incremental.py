@@ -105,7 +105,7 @@ def run_with_prefix(
     inputs: list[list[torch.Tensor]] = []
     call_args: list[tuple[tuple, dict]] = []
     gating = contextlib.nullcontext() if compact is not None else lm.gated(keep)
-    with torch.inference_mode(), gating:
+    with torch.inference_mode(), lm.autocast(), gating:
         for b, indices in enumerate(batches):
             batch = collate(encoded, indices, pad_id, lm.device)
             if prefix is None:

@@ -8,6 +8,7 @@ weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -39,6 +40,24 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(device: torch.device, requested: str | None = None) -> str:
+    """Evaluation precision: ``requested``, else ``$BHPVAS_PRECISION``, else bf16 (fp16 without
+    bf16 support) autocast on CUDA and fp32 on a CPU."""
+    value = (requested or os.environ.get("BHPVAS_PRECISION", "")).strip().lower()
+    if not value:
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if value not in PRECISIONS:
+        raise ModelLoadError(f"Precision {value!r} is not one of {', '.join(PRECISIONS)}.")
+    if value == "fp16" and device.type != "cuda":
+        raise ModelLoadError("fp16 autocast needs a GPU; use bf16 or fp32 on a CPU.")
+    return value
+
+
 @dataclass(eq=False)
 class LoadedModel:
     """A classifier plus everything bhpvas needs to gate, evaluate and prune its heads."""
@@ -54,6 +73,7 @@ class LoadedModel:
     head_dim: int
     kept_heads: list[list[int]]
     notices: list[str] = field(default_factory=list)
+    precision: str = "fp32"
     _eager: nn.Module | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     encodings: dict = field(default_factory=dict, repr=False)
@@ -95,6 +115,13 @@ class LoadedModel:
             mask[layer, list(kept)] = True
         return mask
 
+    def autocast(self):
+        """Context manager running evaluation forwards in this model's precision (weights stay fp32)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
     def gated(self, gates: np.ndarray | torch.Tensor | None, model: nn.Module | None = None):
         """Context manager: run ``model`` (default: this model) with head gates, this thread only."""
         return gated(model or self.model, self.adapter, gates, self.kept_heads, self.head_dim)
@@ -120,6 +147,7 @@ class LoadedModel:
             "parameters": int(params),
             "labels": self.id2label,
             "device": str(self.device),
+            "precision": self.precision,
             "fingerprint": self.fingerprint,
         }
 
@@ -217,10 +245,12 @@ def load_model(
     device: str | None = None,
     attn_implementation: str = "sdpa",
     allow_new_head: bool = False,
+    precision: str | None = None,
 ) -> LoadedModel:
     """Load a BERT-family sequence classifier for gating, evaluation and pruning.
 
     ``source``: ``demo``, a local folder (also one written by :func:`save_pruned`), or a hub id.
+    ``precision``: evaluation autocast, see :func:`resolve_precision`.
     Raises :class:`ModelLoadError` with an actionable message for every expected problem.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -232,7 +262,7 @@ def load_model(
         _check_local(path)
         resolved = str(path)
         if (path / PRUNING_FILE).exists():
-            return load_pruned(path, device=device, attn_implementation=attn_implementation)
+            return load_pruned(path, device=device, attn_implementation=attn_implementation, precision=precision)
     target = pick_device(device)
     offline = not is_local and not hub_reachable()
     try:
@@ -291,10 +321,11 @@ def load_model(
         head_dim=adapter.head_dim(config),
         kept_heads=[list(range(num_heads)) for _ in range(num_layers)],
         notices=notices,
+        precision=resolve_precision(target, precision),
     )
 
 
-def load_pruned(path: Path, device: str | None = None, attn_implementation: str = "sdpa") -> LoadedModel:
+def load_pruned(path: Path, device: str | None = None, attn_implementation: str = "sdpa", precision: str | None = None) -> LoadedModel:
     """Load a folder written by :func:`pruning_core.pruning.save_pruned`."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -332,4 +363,5 @@ def load_pruned(path: Path, device: str | None = None, attn_implementation: str 
         num_heads=int(meta["num_heads"]),
         head_dim=adapter.head_dim(config),
         kept_heads=kept,
+        precision=resolve_precision(target, precision),
     )

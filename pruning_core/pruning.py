@@ -135,6 +135,7 @@ def prune_heads(lm: LoadedModel, scheme_or_mask) -> LoadedModel:
         num_heads=lm.num_heads,
         head_dim=lm.head_dim,
         kept_heads=new_kept,
+        precision=lm.precision,
     )
 
 

@@ -114,3 +114,32 @@ def test_threads_sharing_compact_models_and_prefix_recording(tiny_bert, sst2_sma
     for i, runs in results.items():
         for logits in runs:
             assert np.abs(logits - serial[i % 2]).max() <= 1e-6
+
+
+def test_bf16_autocast_evaluates_close_to_fp32_and_is_cached_apart(tiny_bert_dir, sst2_small, tmp_path):
+    from pruning_core import DiskCache, evaluate
+
+    exact = load_model(tiny_bert_dir)
+    mixed = load_model(tiny_bert_dir, precision="bf16")
+    assert exact.precision == "fp32" and mixed.precision == "bf16" and mixed.describe()["precision"] == "bf16"
+    keep = _masks(exact)[1]
+    cache = DiskCache(tmp_path)
+    a = evaluate(exact, sst2_small, keep, cache=cache)
+    b = evaluate(mixed, sst2_small, keep, cache=cache)
+    assert not b.from_cache
+    assert 0 < np.abs(a.probs - b.probs).max() <= 0.05
+    assert evaluate(mixed, sst2_small, keep, cache=cache).from_cache
+
+
+def test_precision_from_the_environment_and_bad_values(tiny_bert_dir, monkeypatch):
+    from pruning_core.errors import ModelLoadError
+    from pruning_core.loading import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision(cpu) == "fp32"
+    monkeypatch.setenv("BHPVAS_PRECISION", "bf16")
+    assert resolve_precision(cpu) == "bf16"
+    with pytest.raises(ModelLoadError, match="not one of"):
+        resolve_precision(cpu, "fp8")
+    with pytest.raises(ModelLoadError, match="needs a GPU"):
+        resolve_precision(cpu, "fp16")
