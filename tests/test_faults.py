@@ -1,4 +1,5 @@
-"""Faults: cache writes that fail, concurrent identical work, killed analyses that resume."""
+"""Faults: cache writes that fail, corrupt or stale entries, out-of-memory batches, concurrent identical
+work, killed analyses that resume."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 import time
 
 import numpy as np
+import torch
 
-from pruning_core import DiskCache, evaluate
+from pruning_core import DiskCache, Scheme, evaluate
 from pruning_core.cache import single_flight
 
 
@@ -116,3 +118,46 @@ def test_two_sessions_asking_for_the_same_analysis_compute_it_once(tiny_bert, mo
     assert all(count == 1 for count in writes.values()), writes
     assert np.array_equal(bundles["first"].importance.display(), bundles["second"].importance.display())
     assert np.allclose(bundles["first"].stability, bundles["second"].stability, equal_nan=True)
+
+
+def test_entry_of_another_code_version_is_recomputed(tiny_bert, sst2_small, tmp_path):
+    import json
+
+    from pruning_core.cache import _checksum
+
+    cache = DiskCache(tmp_path)
+    scheme = Scheme(3, 4, frozenset({(1, 2)}))
+    first = evaluate(tiny_bert, sst2_small, scheme, cache=cache)
+    for entry in tmp_path.glob("*.npz"):
+        with np.load(entry, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files if name not in ("__meta__", "__checksum__")}
+            meta = json.loads(str(data["__meta__"]))
+        meta["__code__"] = "0"
+        meta_json = json.dumps(meta)
+        np.savez(entry, **arrays, __meta__=np.asarray(meta_json), __checksum__=np.asarray(_checksum(arrays, meta_json)))
+    again = evaluate(tiny_bert, sst2_small, scheme, cache=cache)
+    assert not again.from_cache
+    assert np.array_equal(again.preds, first.preds)
+    assert evaluate(tiny_bert, sst2_small, scheme, cache=cache).from_cache
+
+
+def test_out_of_memory_halves_the_batch_and_retries(tiny_bert, sst2_small, monkeypatch):
+    """A device that cannot hold more than 256 padded tokens: batches shrink until they fit."""
+    from pruning_core.evaluation import encode, forward_logits
+    from pruning_core.fastpath import CompactModel
+
+    encoded = encode(tiny_bert, sst2_small)
+    expected = forward_logits(tiny_bert, encoded, None, max_tokens=2048)
+    real = CompactModel.logits
+    sizes: list[int] = []
+
+    def small_device(self, batch):
+        sizes.append(batch["input_ids"].numel())
+        if batch["input_ids"].numel() > 256:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, batch)
+
+    monkeypatch.setattr(CompactModel, "logits", small_device)
+    logits = forward_logits(tiny_bert, encoded, None, max_tokens=2048)
+    assert max(sizes) > 256 and any(s <= 256 for s in sizes)
+    assert np.abs(logits - expected).max() <= 1e-5
