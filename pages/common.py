@@ -457,14 +457,18 @@ def load_context() -> Context:
     return Context(ss["model"], ss["data"], lm, dataset, scheme, selection)
 
 
-def page_context() -> Context:
-    """:func:`load_context` for a page: a bad model or dataset shows its message and stops the page."""
+def page_context(on_overview: bool = False) -> Context:
+    """:func:`load_context` for a page: a bad model or dataset shows its message and stops the page
+    (with a link to the Overview's pickers, unless this is the Overview)."""
     try:
         return load_context()
     except BhpvasError as exc:
         show_error(exc)
-        st.info("Choose another model or dataset on the Overview page.")
-        st.page_link("pages/overview.py", label="Go to Overview", icon=":material/dashboard:")
+        if on_overview:
+            st.info("Choose another model or dataset above.")
+        else:
+            st.info("Choose another model or dataset on the Overview page.")
+            st.page_link("pages/overview.py", label="Go to Overview", icon=":material/dashboard:")
         st.stop()
         raise
 

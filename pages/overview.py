@@ -143,7 +143,7 @@ with st.expander("Model and dataset", expanded=broken, icon=":material/folder_op
     with right:
         data_picker()
 
-ctx = page_context()
+ctx = page_context(on_overview=True)
 facts = ctx.lm.describe()
 try:
     full = ctx.full()

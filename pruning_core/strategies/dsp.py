@@ -3,12 +3,14 @@ per-head logits ``w`` are learned.
 
 Each step draws Gumbel noise, builds a soft top-K mask by K successive softmaxes at temperature
 tau (each step down-weights what earlier steps took), gates the heads with it and descends the
-task loss. tau is annealed geometrically (1000 -> 0.1). The final scheme keeps exactly the top-K
+task loss. tau is annealed geometrically (1000 -> 0.1); the normalised-momentum step size decays
+to zero on a cosine schedule. The final scheme keeps exactly the top-K
 of ``w``; for a curve, heads are pruned in ascending order of ``w`` learned at K = half the heads.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -22,6 +24,13 @@ from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
 from ..schemes import Scheme
 from .base import Head, Strategy, StrategyContext, register
+
+
+def cosine_scale(step: int, steps: int) -> float:
+    """Learning-rate factor 1 -> 0 over the run (cosine). The updates are normalised, so without
+    it the last steps, at low tau where the gradient is mostly Gumbel noise, would move the logits
+    as far as the first ones and the result would depend on rounding-level differences."""
+    return 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
 
 
 def soft_top_k(logits: torch.Tensor, k: int, tau: float) -> torch.Tensor:
@@ -92,6 +101,7 @@ def train_dsp(
         batch=batch_size,
         lr=lr,
         tau=[tau_start, tau_end],
+        lr_schedule="cosine",
         seed=seed,
         objective=objective,
     )
@@ -130,7 +140,7 @@ def train_dsp(
         grad = grad - grad[present].mean() * present
         velocity = 0.9 * velocity + grad / (grad.norm() + 1e-12)
         with torch.no_grad():
-            logits -= lr * velocity
+            logits -= lr * cosine_scale(step, steps) * velocity
         if (step + 1) % 10 == 0 or step + 1 == steps:
             report((step + 1) / steps, f"DSP step {step + 1}/{steps} loss {loss.item():.3f}")
     learned = logits.detach().cpu().numpy().reshape(lm.shape)
