@@ -568,8 +568,8 @@ def render_sidebar() -> None:
     with st.sidebar:
         try:
             ctx = load_context()
-        except BhpvasError as exc:
-            st.error(str(exc), icon=":material/error:")
+        except BhpvasError:
+            st.warning("The model or dataset could not be opened; the page says why.", icon=":material/error:")
             return
         facts = ctx.lm.describe()
         st.caption(
