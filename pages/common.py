@@ -32,7 +32,7 @@ from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.policy import SourcePolicy
 from pruning_core.schemes import Scheme
 from pruning_core.strategies.composite import Thresholds
-from pruning_core.uploads import UploadSession, check_upload_exists, sweep_uploads, uploads_root
+from pruning_core.uploads import EndedSessionSweeper, UploadSession, check_upload_exists, sweep_uploads, uploads_root
 
 DEFAULT_MODEL = "demo"
 DEFAULT_DATA = "sst2"
@@ -324,6 +324,7 @@ def run_from_app() -> None:
 def init_state() -> None:
     """Adopt the URL on a session's first run; afterwards mirror the session state into the URL."""
     ss = st.session_state
+    sweep_ended_uploads()
     if not ss.get("_bhpvas_init"):
         _startup_sweep()
         params = st.query_params
@@ -496,13 +497,39 @@ def _startup_sweep() -> int:
         return 0
 
 
+@st.cache_resource(show_spinner=False)
+def _upload_sweeper() -> EndedSessionSweeper:
+    return EndedSessionSweeper(uploads_root())
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def sweep_ended_uploads() -> None:
+    """Remove the upload folders of sessions that ended longer ago than the server keeps a closed
+    tab's session for reconnecting (``server.disconnectedSessionTTL``). Runs on every script run."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return
+    grace = float(st.get_option("server.disconnectedSessionTTL") or 120)
+    _upload_sweeper().sweep(runtime.get_instance().is_active_session, grace)
+
+
 def upload_session() -> UploadSession:
-    """This session's upload folder; Streamlit drops the session state when the session ends, which removes it."""
+    """This session's upload folder, removed once the session has ended."""
     ss = st.session_state
     owner = ss.get("_bhpvas_uploads")
     if not isinstance(owner, UploadSession) or not owner.alive:
         owner = UploadSession(default_cache_dir() / "uploads")
         ss["_bhpvas_uploads"] = owner
+    session_id = _session_id()
+    if session_id is not None:
+        _upload_sweeper().track(owner.token, session_id)
     return owner
 
 
@@ -600,7 +627,7 @@ def _scheme_metrics(ctx: Context) -> None:
     left, right = st.columns(2)
     left.metric(
         "Accuracy",
-        f"{current.accuracy:.2%}",
+        "100%" if current.accuracy == 1 else f"{current.accuracy:.2%}",
         delta=f"{(current.accuracy - full.accuracy) * 100:+.2f} pp" if pruned else None,
         help=f"Masked accuracy with the scheme's heads gated off; the full model has {full.accuracy:.2%}.",
     )

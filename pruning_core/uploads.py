@@ -2,8 +2,9 @@
 
 An upload is stored as ``<root>/<session token>/<sha256[:16]>/<file name>`` (root: the cache folder's
 ``uploads``), so its path can go into the URL while the session lives. The session's folder is
-removed when its :class:`UploadSession` is garbage-collected (the app keeps one in each session's
-state, which Streamlit drops when the session ends) or when the process exits; :func:`sweep_uploads`
+removed by :class:`EndedSessionSweeper` once the session has been gone longer than the server keeps
+it for reconnecting, when its :class:`UploadSession` is garbage-collected, or when the process
+exits; :func:`sweep_uploads`
 removes folders left behind by a crash once they are older than ``BHPVAS_UPLOAD_TTL_HOURS``.
 
 Plain Python (no streamlit).
@@ -15,8 +16,10 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from .cache import default_cache_dir
@@ -72,6 +75,45 @@ class UploadSession:
     @property
     def alive(self) -> bool:
         return self._finalizer.alive
+
+
+class EndedSessionSweeper:
+    """Removes the upload folders of sessions that ended, while the server runs.
+
+    A tracked folder is deleted once its session has not been active for ``grace_seconds`` (the
+    time the server keeps a closed tab's session for reconnecting). This does not rely on garbage
+    collection, and it touches only folders this process created. Folder tokens are random, not
+    the session id, because upload paths go into shareable URLs.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else uploads_root()
+        self._tracked: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def track(self, token: str, session_id: str, now: float | None = None) -> None:
+        """Remember that folder ``token`` belongs to ``session_id``, active now."""
+        with self._lock:
+            self._tracked[token] = (session_id, time.time() if now is None else now)
+
+    @property
+    def tracked(self) -> set[str]:
+        with self._lock:
+            return set(self._tracked)
+
+    def sweep(self, is_active: Callable[[str], bool], grace_seconds: float, now: float | None = None) -> list[Path]:
+        """Delete the folders of tracked sessions inactive for longer than ``grace_seconds``."""
+        now = time.time() if now is None else now
+        removed: list[Path] = []
+        with self._lock:
+            for token, (session_id, last) in list(self._tracked.items()):
+                if is_active(session_id):
+                    self._tracked[token] = (session_id, now)
+                elif now - last > grace_seconds:
+                    shutil.rmtree(self.root / token, ignore_errors=True)
+                    del self._tracked[token]
+                    removed.append(self.root / token)
+        return removed
 
 
 def _newest_mtime(folder: Path) -> float:

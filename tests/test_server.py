@@ -429,3 +429,25 @@ def test_the_app_runs_analysis_curves_and_pruning_reports_through_the_job_gate(t
     assert not at.exception and not at.error
     assert jobs == ["Head analysis", "Pruning curves", "Pruning report"]
     assert job_gate().running == 0 and job_gate().waiting == 0
+
+
+def test_sweeper_removes_folders_of_sessions_gone_longer_than_the_grace(tmp_path):
+    from pruning_core.uploads import EndedSessionSweeper
+
+    sweeper = EndedSessionSweeper(tmp_path)
+    gone, alive, recent = (UploadSession(tmp_path) for _ in range(3))
+    for owner in (gone, alive, recent):
+        owner.save(b"text,label\nok,positive\n", "data.csv")
+    sweeper.track(gone.token, "session-gone", now=1000.0)
+    sweeper.track(alive.token, "session-alive", now=1000.0)
+    sweeper.track(recent.token, "session-recent", now=1100.0)
+    active = {"session-alive"}
+    removed = sweeper.sweep(active.__contains__, grace_seconds=120, now=1150.0)
+    assert removed == [tmp_path / gone.token]
+    assert not gone.folder.exists() and alive.folder.exists() and recent.folder.exists()
+    assert sweeper.sweep(active.__contains__, grace_seconds=120, now=1300.0) == [tmp_path / recent.token]
+    assert alive.folder.exists() and sweeper.tracked == {alive.token}
+    untracked = tmp_path / "from-another-process"
+    untracked.mkdir()
+    sweeper.sweep(lambda _: False, grace_seconds=0, now=10_000.0)
+    assert untracked.exists() and not alive.folder.exists()

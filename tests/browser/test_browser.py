@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,15 +46,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port, with the caller's BHPVAS_CACHE_DIR or a fresh one."""
+@contextmanager
+def running_app(cache: str, log_dir: Path, *extra: str) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port with result cache ``cache``; yields its URL."""
     port = _free_port()
-    cache = os.environ.get("BHPVAS_CACHE_DIR") or str(tmp_path_factory.mktemp("browser-cache"))
     env = {**os.environ, "BHPVAS_CACHE_DIR": cache, "TOKENIZERS_PARALLELISM": "false"}
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")
+    log = open(log_dir / "streamlit.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true", *extra],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -70,24 +71,40 @@ def server(tmp_path_factory):
     else:
         process.kill()
         pytest.fail("streamlit did not start within 120 s")
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def server(tmp_path_factory):
+    """The app on a free port, with the caller's BHPVAS_CACHE_DIR or a fresh one."""
+    cache = os.environ.get("BHPVAS_CACHE_DIR") or str(tmp_path_factory.mktemp("browser-cache"))
+    with running_app(cache, tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        context = browser.new_context(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(60_000)
-        yield tab
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    context = browser.new_context(viewport={"width": WIDTH, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
 
 
 def wait_idle(page, timeout: float = 600) -> None:
@@ -206,3 +223,31 @@ def test_dashboard_in_a_browser(server, page):
     wait_idle(page)
     pruned = page.locator("[data-testid='stSidebar']").get_by_text(" of 72 heads pruned").inner_text()
     assert not pruned.startswith("1 of 72"), pruned
+
+
+def test_an_upload_is_removed_after_its_session_ends(browser, tmp_path):
+    """Upload a CSV, close the tab; once the session is older than the reconnect window, the next
+    page load of another session removes the upload's folder."""
+    cache = tmp_path / "cache"
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\nnice film,positive\nbad film,negative\nawful mess,negative\ngreat fun,positive\n")
+    uploads = cache / "uploads"
+    with running_app(str(cache), tmp_path, "--server.disconnectedSessionTTL", "5") as url:
+        tab = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+        tab.set_default_timeout(60_000)
+        tab.goto(url)
+        wait_idle(tab)
+        tab.get_by_text("Model and dataset", exact=True).click()
+        tab.get_by_text("Upload a file", exact=True).click()
+        tab.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(csv))
+        tab.get_by_role("button", name="Use this dataset").click()
+        wait_idle(tab)
+        assert "upload" in tab.url and "reviews.csv" in tab.url
+        assert [p.name for p in uploads.rglob("*.csv")] == ["reviews.csv"]
+        tab.close()
+        time.sleep(10)
+        other = browser.new_page()
+        other.goto(url)
+        wait_idle(other)
+        assert not list(uploads.rglob("*.csv")), "the ended session's upload is gone"
+        other.close()
