@@ -10,7 +10,6 @@ head. States are kept per model in a small least-recently-used store with a memo
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from .evaluation import Encoded, collate, default_max_tokens, length_batches
 from .fastpath import compact_model, supports_compact
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
+from .settings import env_number
 
 
 @dataclass
@@ -143,7 +143,7 @@ class PrefixStore:
     """Least-recently-used prefix states of one model, bounded in bytes, keyed by dataset."""
 
     def __init__(self, max_bytes: int | None = None):
-        self.max_bytes = max_bytes if max_bytes is not None else int(os.environ.get("BHPVAS_PREFIX_CACHE_MB", "1024")) * 2**20
+        self.max_bytes = max_bytes if max_bytes is not None else int(env_number("BHPVAS_PREFIX_CACHE_MB", 1024, minimum=0) * 2**20)
         self._entries: OrderedDict[tuple[str, str], PrefixStates] = OrderedDict()
         self._lock = threading.Lock()
 

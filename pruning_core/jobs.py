@@ -13,13 +13,12 @@ Plain Python (no streamlit): the app turns the callback into a "Waiting for 1 ot
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import BhpvasError
+from .settings import env_number
 
 WaitFn = Callable[[int], None]
 """Called while a job waits, with the number of jobs ahead of it (running or queued earlier)."""
@@ -29,16 +28,7 @@ DEFAULT_MAX_JOBS = 1
 
 def max_jobs_from_env() -> int:
     """``$BHPVAS_MAX_JOBS`` as a positive integer (default 1)."""
-    text = os.environ.get("BHPVAS_MAX_JOBS", "").strip()
-    if not text:
-        return DEFAULT_MAX_JOBS
-    try:
-        value = int(text)
-    except ValueError:
-        raise BhpvasError(f"BHPVAS_MAX_JOBS={text!r} must be a whole number of at least 1.") from None
-    if value < 1:
-        raise BhpvasError(f"BHPVAS_MAX_JOBS={text!r} must be at least 1.")
-    return value
+    return int(env_number("BHPVAS_MAX_JOBS", DEFAULT_MAX_JOBS, minimum=1, integer=True))
 
 
 class JobGate:

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .cache import default_cache_dir
-from .errors import BhpvasError, DataError
+from .errors import DataError
+from .settings import env_number
 
 DEFAULT_TTL_HOURS = 24.0
 
@@ -35,16 +36,7 @@ def uploads_root() -> Path:
 
 def upload_ttl_hours() -> float:
     """``$BHPVAS_UPLOAD_TTL_HOURS`` (default 24): age after which a left-over upload folder is swept."""
-    text = os.environ.get("BHPVAS_UPLOAD_TTL_HOURS", "").strip()
-    if not text:
-        return DEFAULT_TTL_HOURS
-    try:
-        value = float(text)
-    except ValueError:
-        raise BhpvasError(f"BHPVAS_UPLOAD_TTL_HOURS={text!r} must be a number of hours.") from None
-    if value < 0:
-        raise BhpvasError(f"BHPVAS_UPLOAD_TTL_HOURS={text!r} must not be negative.")
-    return value
+    return env_number("BHPVAS_UPLOAD_TTL_HOURS", DEFAULT_TTL_HOURS, minimum=0)
 
 
 class UploadSession:

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from apptools import PAGES, TINY_DATA
+from apptools import app as _app
+from apptools import button as _button
+from apptools import sidebar_metric as _sidebar_metric
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ("overview", "heads", "process", "samples", "dependencies", "scheme")
-TINY_DATA = "sst2|rows=24"
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,8 @@ def demo_cache(isolated_cache, demo_cache_dir, monkeypatch) -> Path:
     return demo_cache_dir
 
 
-def _app(timeout: float = 120, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at
-
-
 def _metric(at: AppTest, label_start: str) -> str:
     return next(m.value for m in at.metric if m.label.startswith(label_start))
-
-
-def _sidebar_metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.sidebar.get("metric") if m.label == label)
 
 
 def _show(at: AppTest, page: str) -> AppTest:
@@ -51,10 +40,6 @@ def _show(at: AppTest, page: str) -> AppTest:
 
 def _by_label(elements, label: str):
     return next(e for e in elements if e.label == label)
-
-
-def _button(at: AppTest, label_start: str):
-    return next(b for b in at.button if b.label.startswith(label_start))
 
 
 def test_overview_on_the_demo_shows_its_accuracy(demo_cache):

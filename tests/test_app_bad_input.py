@@ -12,23 +12,16 @@ import json
 from pathlib import Path
 
 import pytest
+from apptools import PAGES, TINY_DATA, app
+from apptools import button as _button
+from apptools import sidebar_metric as _sidebar_metric
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TINY_DATA = "sst2|rows=24"
 SCHEME = "0.1,1.2"
-PAGES = ("overview", "heads", "process", "samples", "dependencies", "scheme")
 
 
 def _app(timeout: float = 180, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at
-
-
-def _button(at: AppTest, label_start: str):
-    return next(b for b in at.button if b.label.startswith(label_start))
+    return app(timeout, **params)
 
 
 def _has_button(at: AppTest, label_start: str) -> bool:
@@ -37,10 +30,6 @@ def _has_button(at: AppTest, label_start: str) -> bool:
 
 def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
-
-
-def _sidebar_metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.sidebar.get("metric") if m.label == label)
 
 
 def _start(model: Path) -> AppTest:

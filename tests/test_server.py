@@ -12,26 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptools import TINY_DATA
+from apptools import app as _app
+from apptools import button as _button
 
 from pruning_core import DiskCache, evaluate
 from pruning_core.jobs import JobGate, heavy_job, job_gate
 from pruning_core.schemes import Scheme
 from pruning_core.uploads import UploadSession, check_upload_exists, sweep_uploads
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TINY_DATA = "sst2|rows=24"
-
-
-def _app(timeout: float = 120, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for name, value in params.items():
-        at.query_params[name] = value
-    return at
-
-
-def _button(at: AppTest, label_start: str):
-    return next(b for b in at.button if b.label.startswith(label_start))
 
 
 def _wait_until(condition, timeout: float = 5.0) -> None:
