@@ -36,7 +36,7 @@ from pages.common import (
     set_scheme_b,
     show_error,
 )
-from pages.views import KEPT_COLORS, draw_chart, figure_download, grid_figure
+from pages.views import KEPT_COLORS, draw_chart, figure_download, grid_figure, label_positions
 from pruning_core import BhpvasError, LoadedModel, Scheme
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.cache import default_cache_dir
@@ -143,14 +143,14 @@ def pareto_figure(rows: list[dict], x_name: str, lines: list[tuple[str, list[flo
         x=xs[frontier], y=ys[frontier], mode="lines", line={"dash": "dot", "color": "#999"}, name="Pareto frontier", hoverinfo="skip"
     )
     colours = {"full model": "#333", "A (current)": "#e45756", "B": "#4c78a8", "proposal": "#54a24b"}
-    positions = {"full model": "top left", "A (current)": "bottom center"}
-    for row, x, y in zip(rows, xs, ys):
+    positions = label_positions(xs, ys)
+    for row, x, y, position in zip(rows, xs, ys, positions):
         fig.add_scatter(
             x=[x],
             y=[y],
             mode="markers+text",
             text=[row["scheme"]],
-            textposition=positions.get(row["scheme"], "top center"),
+            textposition=position,
             marker={"size": 14, "color": colours.get(row["scheme"], "#888")},
             name=row["scheme"],
             hovertemplate=f"{row['scheme']}<br>{x_name}: %{{x:.1f}}<br>accuracy: %{{y:.2%}}<extra></extra>",

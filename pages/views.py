@@ -288,3 +288,20 @@ def figure_download(fig: go.Figure, name: str, key: str) -> None:
                     icon=":material/image:",
                     type="tertiary",
                 )
+
+
+def label_positions(xs: np.ndarray, ys: np.ndarray) -> list[str]:
+    """Above or below each point: of two nearest neighbours the higher one is labelled above and
+    the lower one below, so labels of close points do not overlap."""
+    if len(xs) < 2:
+        return ["top center"] * len(xs)
+    nx = (xs - xs.min()) / max(float(np.ptp(xs)), 1e-12)
+    ny = (ys - ys.min()) / max(float(np.ptp(ys)), 1e-12)
+    positions = []
+    for i in range(len(xs)):
+        distance = np.hypot(nx - nx[i], ny - ny[i])
+        distance[i] = np.inf
+        j = int(np.argmin(distance))
+        above = ys[i] > ys[j] or (ys[i] == ys[j] and i < j)
+        positions.append("top center" if above else "bottom center")
+    return positions

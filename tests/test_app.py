@@ -232,3 +232,14 @@ def test_evidence_pages_on_other_architectures(tiny_dirs, arch):
     assert not at.exception and not at.error
     for page in ("heads", "dependencies", "samples"):
         _show(at, page)
+
+
+def test_labels_of_close_points_go_to_opposite_sides():
+    import numpy as np
+
+    from pages.views import label_positions
+
+    xs, ys = np.array([100.0, 98.0, 84.0]), np.array([0.8888, 0.8899, 0.8865])
+    assert label_positions(xs, ys) == ["bottom center", "top center", "bottom center"]
+    assert label_positions(np.array([1.0]), np.array([0.5])) == ["top center"]
+    assert sorted(label_positions(np.array([1.0, 2.0]), np.array([0.5, 0.5]))) == ["bottom center", "top center"]
