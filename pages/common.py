@@ -24,7 +24,6 @@ import streamlit as st
 
 from pruning_core import BhpvasError, LoadedModel, load_dataset, load_model
 from pruning_core.analysis import AnalysisBundle, analyze
-from pruning_core.cache import default_cache_dir
 from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
@@ -525,7 +524,7 @@ def upload_session() -> UploadSession:
     ss = st.session_state
     owner = ss.get("_bhpvas_uploads")
     if not isinstance(owner, UploadSession) or not owner.alive:
-        owner = UploadSession(default_cache_dir() / "uploads")
+        owner = UploadSession(uploads_root())
         ss["_bhpvas_uploads"] = owner
     session_id = _session_id()
     if session_id is not None:

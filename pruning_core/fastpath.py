@@ -14,7 +14,6 @@ forward instead (:func:`supports_compact`).
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapters import ArchAdapter, _get, _set
-from .gating import strip_gate_hooks
 from .loading import LoadedModel
-from .pruning import shrink_model
+from .pruning import shrunk_copy
 
 _CACHE_ENTRIES = 4
 _LOCK = threading.Lock()
@@ -79,14 +77,9 @@ def supports_compact(lm: LoadedModel, gates=None) -> bool:
 
 
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
-    memo = {id(t): t for t in list(lm.model.parameters()) + list(lm.model.buffers())}
-    model = copy.deepcopy(lm.model, memo)
-    strip_gate_hooks(model)
-    positions = [[i for i, h in enumerate(kept) if keep[layer, h]] for layer, kept in enumerate(lm.kept_heads)]
-    shrink_model(model, lm.adapter, positions, lm.head_dim)
+    model = shrunk_copy(lm, keep, share_weights=True)
     layers = lm.adapter.layers(model)
     _set(model.base_model, lm.adapter.layers_path, nn.ModuleList(layers[:-1]))
-    model.eval()
     return CompactModel(model, layers, lm.adapter, lm.head_dim)
 
 

@@ -152,10 +152,19 @@ class LoadedModel:
         }
 
 
-def _eager_twin(model: nn.Module) -> nn.Module:
+def weight_sharing_copy(model: nn.Module) -> nn.Module:
+    """A copy of the module tree that shares every parameter and buffer with ``model`` (no gate hooks).
+
+    Replacing a submodule of the copy leaves ``model`` alone; writing into a shared tensor would not.
+    """
     memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
     twin = copy.deepcopy(model, memo)
     strip_gate_hooks(twin)
+    return twin
+
+
+def _eager_twin(model: nn.Module) -> nn.Module:
+    twin = weight_sharing_copy(model)
     twin.set_attn_implementation("eager")
     return twin.eval()
 

@@ -19,7 +19,7 @@ from torch import nn
 from .adapters import ArchAdapter
 from .errors import SchemeError
 from .gating import strip_gate_hooks
-from .loading import PRUNED_MODEL_TYPE, PRUNING_FILE, LoadedModel, model_fingerprint
+from .loading import PRUNED_MODEL_TYPE, PRUNING_FILE, LoadedModel, model_fingerprint, weight_sharing_copy
 
 
 def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -110,6 +110,22 @@ def keep_mask_from(scheme_or_mask, lm: LoadedModel) -> np.ndarray:
     return mask.astype(bool)
 
 
+def shrunk_copy(lm: LoadedModel, keep: np.ndarray, share_weights: bool = False) -> nn.Module:
+    """A copy of ``lm.model`` (in eval mode) with only the heads of ``keep`` (layers, original heads).
+
+    ``share_weights``: layers whose heads all stay keep the original tensors (cheap, for a
+    read-only view); otherwise everything is copied.
+    """
+    if share_weights:
+        model = weight_sharing_copy(lm.model)
+    else:
+        model = copy.deepcopy(lm.model)
+        strip_gate_hooks(model)
+    positions = [[i for i, h in enumerate(kept) if keep[layer, h]] for layer, kept in enumerate(lm.kept_heads)]
+    shrink_model(model, lm.adapter, positions, lm.head_dim)
+    return model.eval()
+
+
 def prune_heads(lm: LoadedModel, scheme_or_mask) -> LoadedModel:
     """A physically pruned copy of ``lm`` (the original is untouched).
 
@@ -118,12 +134,8 @@ def prune_heads(lm: LoadedModel, scheme_or_mask) -> LoadedModel:
     keep = keep_mask_from(scheme_or_mask, lm) & lm.present_mask()
     if not keep.any():
         raise SchemeError("The scheme removes every attention head; keep at least one head to build a model.")
-    model = copy.deepcopy(lm.model)
-    strip_gate_hooks(model)
-    positions = [[i for i, h in enumerate(kept) if keep[layer, h]] for layer, kept in enumerate(lm.kept_heads)]
+    model = shrunk_copy(lm, keep)
     new_kept = [[h for h in kept if keep[layer, h]] for layer, kept in enumerate(lm.kept_heads)]
-    shrink_model(model, lm.adapter, positions, lm.head_dim)
-    model.eval()
     return LoadedModel(
         name=f"{lm.name} (pruned {int(lm.present_mask().sum() - keep.sum())} heads)",
         model=model,
