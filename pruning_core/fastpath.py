@@ -101,7 +101,9 @@ def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
     return built
 
 
-def _first_token_context(core: nn.Module, q_lin: nn.Linear, k_lin: nn.Linear, v_lin: nn.Linear, hidden: torch.Tensor, key_mask: torch.Tensor, head_dim: int) -> torch.Tensor:
+def _first_token_context(
+    core: nn.Module, q_lin: nn.Linear, k_lin: nn.Linear, v_lin: nn.Linear, hidden: torch.Tensor, key_mask: torch.Tensor, head_dim: int
+) -> torch.Tensor:
     batch, length, _ = hidden.shape
     heads = q_lin.out_features // head_dim
     if heads == 0:
