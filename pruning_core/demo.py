@@ -37,6 +37,7 @@ class Recipe:
     warmup_ratio: float = 0.06
     max_length: int = 66
     train_rows: int | None = None
+    batching: str = "shuffled"  # "shuffled": plain random batches; "bucketed": similar lengths together (less padding)
 
 
 def base_encoder_path() -> Path:
@@ -120,7 +121,12 @@ def prepare_demo(out_dir: Path = DEMO_DIR, recipe: Recipe = Recipe(), progress: 
     step = 0
     running = 0.0
     while step < total_steps:
-        for idx in _bucketed_batches(lengths, recipe.batch_size, generator):
+        batches = (
+            _bucketed_batches(lengths, recipe.batch_size, generator)
+            if recipe.batching == "bucketed"
+            else np.array_split(generator.permutation(len(lengths)), steps_per_epoch)
+        )
+        for idx in batches:
             if step >= total_steps:
                 break
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
