@@ -25,6 +25,7 @@ from torch import nn
 from .adapters import ArchAdapter, adapter_for, supported_model_types
 from .errors import ModelLoadError
 from .gating import gated, strip_gate_hooks
+from .hardware import cpu_has_native_bf16
 
 PRUNING_FILE = "bhpvas_pruning.json"
 PRUNED_MODEL_TYPE = "bhpvas-pruned (attention heads were physically removed; load this folder with pruning_core.load_model)"
@@ -44,12 +45,12 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(device: torch.device, requested: str | None = None) -> str:
-    """Evaluation precision: ``requested``, else ``$BHPVAS_PRECISION``, else bf16 (fp16 without
-    bf16 support) autocast on CUDA and fp32 on a CPU."""
+    """Evaluation precision: ``requested``, else ``$BHPVAS_PRECISION``, else the hardware's: bf16
+    autocast on CUDA (fp16 without bf16 support) and on a CPU with native bf16 units, fp32 elsewhere."""
     value = (requested or os.environ.get("BHPVAS_PRECISION", "")).strip().lower()
     if not value:
         if device.type != "cuda":
-            return "fp32"
+            return "bf16" if cpu_has_native_bf16() else "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if value not in PRECISIONS:
         raise ModelLoadError(f"Precision {value!r} is not one of {', '.join(PRECISIONS)}.")

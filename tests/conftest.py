@@ -10,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exactness tests compare to 1e-5: run in fp32 unless a test asks for another precision.
+os.environ.setdefault("BHPVAS_PRECISION", "fp32")
 
 from tiny import ARCHITECTURES, save_tiny  # noqa: E402
 

@@ -133,9 +133,13 @@ def test_bf16_autocast_evaluates_close_to_fp32_and_is_cached_apart(tiny_bert_dir
 
 def test_precision_from_the_environment_and_bad_values(tiny_bert_dir, monkeypatch):
     from pruning_core.errors import ModelLoadError
+    from pruning_core.hardware import cpu_has_native_bf16
     from pruning_core.loading import resolve_precision
 
     cpu = torch.device("cpu")
+    monkeypatch.delenv("BHPVAS_PRECISION", raising=False)
+    assert resolve_precision(cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    monkeypatch.setenv("BHPVAS_PRECISION", "fp32")
     assert resolve_precision(cpu) == "fp32"
     monkeypatch.setenv("BHPVAS_PRECISION", "bf16")
     assert resolve_precision(cpu) == "bf16"
