@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batching import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme

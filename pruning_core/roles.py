@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from .attention import capture_attention, special_ids
+from .batching import default_max_length, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import default_max_length, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme

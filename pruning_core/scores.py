@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .batching import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key
 from .data import TextDataset
-from .evaluation import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme

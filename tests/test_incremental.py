@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pruning_core import load_model
-from pruning_core.evaluation import encode, evaluate, forward_logits
+from pruning_core.batching import encode
+from pruning_core.evaluation import evaluate, forward_logits
 from pruning_core.incremental import first_changed_layer, prefix_store, run_with_prefix
 from tiny import ARCHITECTURES
 

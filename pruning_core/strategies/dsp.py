@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..batching import collate, encode
 from ..cache import DiskCache, cache_key
 from ..data import TextDataset, load_dataset
-from ..evaluation import collate, encode, forward_logits
+from ..evaluation import forward_logits
 from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
 from ..schemes import Scheme
