@@ -1,6 +1,18 @@
-"""Command line: ``python -m pruning_core {prepare-demo,evaluate,prune,attention} ...``.
+"""Command line: ``python -m pruning_core COMMAND [options]``.
+
+Commands:
+
+- ``prepare-demo``: fine-tune the embedded demo model (all-MiniLM-L6-v2 on SST-2) and write its card.
+- ``evaluate``: masked evaluation of a model on a dataset: accuracy, loss, agreement with the full model.
+- ``prune``: physically remove the heads of a scheme and save the smaller model (optionally time it).
+- ``attention``: per-head attention maps of one input, or per-head attention statistics over a dataset.
+- ``analyze``: every per-head evidence (importance, stability, similarity, roles, alignment) as a bundle folder.
+- ``curves``: accuracy/loss/agreement against the number of heads pruned, per strategy, with the knee table.
+- ``report``: prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML).
 
 Every command has ``--help`` and ``--json``; expected failures print one clear line and exit 2.
+The CLI opens whatever model and data the user names: it does not apply the server's source
+policy (``BHPVAS_MODEL_ROOTS``, ``BHPVAS_ALLOW_HUB``, ``BHPVAS_DATA_ROOTS``), which is for the app.
 """
 
 from __future__ import annotations
