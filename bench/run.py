@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from pruning_core import DiskCache, Scheme, evaluate, load_dataset, load_model
+from pruning_core.batching import encode
 from pruning_core.efficiency import encoder_macs
-from pruning_core.evaluation import encode, forward_logits
+from pruning_core.evaluation import forward_logits
 from pruning_core.incremental import prefix_store
 
 

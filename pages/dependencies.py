@@ -27,7 +27,7 @@ from pages.views import SELECT_COLOR, figure_download
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.attention import attention_maps
-from pruning_core.evaluation import default_max_length
+from pruning_core.batching import default_max_length
 from pruning_core.roles import DIRECTIONS, RELATIONS, ROLES
 from pruning_core.schemes import Scheme
 from pruning_core.syntax import parse, piece_to_word, word_attention

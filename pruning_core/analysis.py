@@ -9,6 +9,7 @@ other machines can open with :func:`load_bundle`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .attention import PROFILE_NAMES, AttentionStats, attention_statistics
-from .cache import CODE_VERSION, DiskCache, single_flight
+from .cache import CODE_VERSION, DiskCache, cache_key, cached_part, single_flight
 from .data import TextDataset
 from .errors import BhpvasError
 from .loading import LoadedModel
@@ -326,14 +327,11 @@ def _analyze(
 
 
 def _cached_map(cka: np.ndarray, seed: int, cache: DiskCache) -> tuple[np.ndarray, str]:
-    import hashlib
-
-    from .cache import cache_key
-
     key = cache_key("headmap", cka=hashlib.sha256(np.nan_to_num(cka, nan=-1.0).tobytes()).hexdigest(), seed=seed)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit[0]["coords"], str(hit[1]["method"])
-    coords, method = head_map(cka, seed)
-    cache.put(key, {"coords": coords}, {"method": method})
-    return coords, method
+    return cached_part(
+        cache,
+        key,
+        lambda: head_map(cka, seed),
+        lambda result: ({"coords": result[0]}, {"method": result[1]}),
+        lambda arrays, meta: (arrays["coords"], str(meta["method"])),
+    )

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cache import DiskCache, cache_key
+from .batching import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
+from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
-from .evaluation import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -209,9 +209,18 @@ def attention_statistics(
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key("attnstats", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep))
-    hit = cache.get(key)
-    if hit is not None:
-        return AttentionStats(**hit[0])
+    return cached_part(
+        cache,
+        key,
+        lambda: _attention_statistics(lm, dataset, keep, max_tokens, progress),
+        lambda stats: (stats.arrays(), {"model": lm.name, "data": dataset.name}),
+        lambda arrays, _: AttentionStats(**arrays),
+    )
+
+
+def _attention_statistics(
+    lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None
+) -> AttentionStats:
     n, layers, heads = len(dataset), lm.num_layers, lm.num_heads
     profiles = np.full((n, layers, heads, len(PROFILE_NAMES)), np.nan, dtype=np.float32)
     entropy = np.full((n, layers, heads), np.nan, dtype=np.float32)
@@ -229,6 +238,4 @@ def attention_statistics(
             entropy[rows, layer, present] = e.cpu().numpy()
             distance[rows, layer, present] = d.cpu().numpy()
             hist[layer, present] += h.cpu().numpy()
-    stats = AttentionStats(profiles, entropy, distance, hist)
-    cache.put(key, stats.arrays(), {"model": lm.name, "data": dataset.name})
-    return stats
+    return AttentionStats(profiles, entropy, distance, hist)

@@ -14,15 +14,17 @@ import os
 import tempfile
 import threading
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .errors import CacheError
 
 CODE_VERSION = "1"
+T = TypeVar("T")
 
 
 def default_cache_dir() -> Path:
@@ -121,6 +123,27 @@ class DiskCache:
                 path.unlink(missing_ok=True)
                 count += 1
         return count
+
+
+def cached_part(
+    cache: DiskCache,
+    key: str,
+    compute: Callable[[], T],
+    to_entry: Callable[[T], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    from_entry: Callable[[dict[str, np.ndarray], dict[str, Any]], T],
+) -> T:
+    """The part stored under ``key``, or ``compute()`` stored there and returned.
+
+    ``to_entry`` turns a result into (arrays, JSON metadata); ``from_entry`` rebuilds it. A write
+    that fails leaves the reason in ``cache.last_error`` and still returns the result.
+    """
+    hit = cache.get(key)
+    if hit is not None:
+        return from_entry(*hit)
+    result = compute()
+    arrays, meta = to_entry(result)
+    cache.put(key, arrays, meta)
+    return result
 
 
 _FLIGHTS: dict[str, threading.Lock] = {}

@@ -1,6 +1,18 @@
-"""Command line: ``python -m pruning_core {prepare-demo,evaluate,prune,attention} ...``.
+"""Command line: ``python -m pruning_core COMMAND [options]``.
+
+Commands:
+
+- ``prepare-demo``: fine-tune the embedded demo model (all-MiniLM-L6-v2 on SST-2) and write its card.
+- ``evaluate``: masked evaluation of a model on a dataset: accuracy, loss, agreement with the full model.
+- ``prune``: physically remove the heads of a scheme and save the smaller model (optionally time it).
+- ``attention``: per-head attention maps of one input, or per-head attention statistics over a dataset.
+- ``analyze``: every per-head evidence (importance, stability, similarity, roles, alignment) as a bundle folder.
+- ``curves``: accuracy/loss/agreement against the number of heads pruned, per strategy, with the knee table.
+- ``report``: prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML).
 
 Every command has ``--help`` and ``--json``; expected failures print one clear line and exit 2.
+The CLI opens whatever model and data the user names: it does not apply the server's source
+policy (``BHPVAS_MODEL_ROOTS``, ``BHPVAS_ALLOW_HUB``, ``BHPVAS_DATA_ROOTS``), which is for the app.
 """
 
 from __future__ import annotations
@@ -10,7 +22,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+@contextmanager
+def _progress(args: argparse.Namespace, description: str) -> Iterator[Callable[[float, str], None]]:
+    """A progress callback drawing a bar on stderr (unless --no-progress, or --json off a terminal), closed on exit."""
     from .progress import tqdm_progress
 
-    return tqdm_progress(description, disable=args.no_progress or not sys.stderr.isatty() and args.json)
+    report, close = tqdm_progress(description, disable=args.no_progress or not sys.stderr.isatty() and args.json)
+    try:
+        yield report
+    finally:
+        close()
 
 
 def _load(args: argparse.Namespace):
@@ -162,11 +181,8 @@ def cmd_prepare_demo(args: argparse.Namespace) -> dict[str, Any]:
         max_length=args.max_length,
         train_rows=args.train_rows,
     )
-    report, close = _progress(args, "fine-tuning demo")
-    try:
+    with _progress(args, "fine-tuning demo") as report:
         card = prepare_demo(Path(args.out) if args.out else DEMO_DIR, recipe, report)
-    finally:
-        close()
     return card
 
 
@@ -177,11 +193,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     lm = _load(args)
     dataset = _dataset(args)
     scheme = _scheme(args, lm)
-    report, close = _progress(args, "evaluating")
-    try:
+    with _progress(args, "evaluating") as report:
         result = evaluate(lm, dataset, scheme, progress=report, cache=DiskCache(enabled=not args.no_cache))
-    finally:
-        close()
     return {"model": args.model, "data": dataset.name, **result.summary(), "heads_total": lm.num_layers * lm.num_heads}
 
 
@@ -225,11 +238,8 @@ def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
         maps = {f"{layer}.{head}": np.round(sample.attention[layer, head], 4).tolist() for layer in layers for head in heads}
         return {"tokens": sample.tokens, "attention": maps}
     dataset = _dataset(args)
-    report, close = _progress(args, "attention statistics")
-    try:
+    with _progress(args, "attention statistics") as report:
         stats = attention_statistics(lm, dataset, scheme, progress=report)
-    finally:
-        close()
     heads = []
     for layer in range(lm.num_layers):
         for head in range(lm.num_heads):
@@ -252,11 +262,8 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
     lm = _load(args)
     dataset = _dataset(args)
     params = AnalysisParams(args.similarity_tokens, args.role_sentences, args.alignment_sentences, args.tau, args.seed)
-    report, close = _progress(args, "analysis")
-    try:
+    with _progress(args, "analysis") as report:
         bundle = analyze(lm, dataset, params, progress=report)
-    finally:
-        close()
     result = bundle.summary()
     if args.out:
         result["out"] = str(bundle.save(args.out))
@@ -271,14 +278,11 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
     dataset = _dataset(args)
     strategies = tuple(s.strip() for s in args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES
     params = CurveParams(args.step, args.random_seeds, not args.no_refine, args.dsp_steps, strategies)
-    report, close = _progress(args, "analysis + curves")
-    try:
+    with _progress(args, "analysis + curves") as report:
         from .progress import scaled
 
         bundle = analyze(lm, dataset, progress=scaled(report, 0.0, 0.2))
         curves = compute_curves(lm, dataset, bundle, params, progress=scaled(report, 0.2, 1.0))
-    finally:
-        close()
     result = {
         "model": args.model,
         "data": dataset.name,
@@ -299,11 +303,8 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     lm = _load(args)
     dataset = _dataset(args)
     scheme = _scheme(args, lm)
-    report, close = _progress(args, "pruning report")
-    try:
+    with _progress(args, "pruning report") as report:
         result = pruning_report(lm, dataset, scheme, args.out, repeats=args.repeats, progress=report)
-    finally:
-        close()
     result["out"] = str(Path(args.out))
     return result
 

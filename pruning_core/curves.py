@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import AnalysisBundle
-from .cache import DiskCache, cache_key, single_flight
+from .cache import DiskCache, cache_key, cached_part, single_flight
 from .data import TextDataset
 from .defaults import DEFAULT_STRATEGIES
 from .errors import BhpvasError
@@ -133,11 +133,6 @@ class Curves:
             rows.append(row)
         return rows
 
-    def knee_scheme(self, strategy: str, max_drop_points: float) -> Scheme:
-        curve = self.curves[strategy]
-        k = curve.knee(self.full_accuracy, max_drop_points / 100)
-        return Scheme(self.num_layers, self.num_heads, frozenset(curve.pruned_at(k)), model=self.model, name=f"{strategy}@{k}")
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -211,18 +206,21 @@ def compute_curves(
     Concurrent calls for the same model, data and parameters run once; the others wait for it.
     """
     cache = cache if cache is not None else DiskCache()
+    key = cache_key("curves", model=lm.fingerprint, data=dataset.fingerprint, params=asdict(params), bundle=bundle.model_fingerprint)
     with single_flight(f"curves:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
-        return _compute_curves(lm, dataset, bundle, params, progress, cache)
+        return cached_part(
+            cache,
+            key,
+            lambda: _compute_curves(lm, dataset, bundle, params, progress, cache),
+            lambda result: ({}, {"curves": json.dumps(result.to_dict())}),
+            lambda _, meta: Curves.from_dict(json.loads(str(meta["curves"]))),
+        )
 
 
 def _compute_curves(
     lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, params: CurveParams, progress: ProgressFn | None, cache: DiskCache
 ) -> Curves:
     report = progress or no_progress
-    key = cache_key("curves", model=lm.fingerprint, data=dataset.fingerprint, params=asdict(params), bundle=bundle.model_fingerprint)
-    hit = cache.get(key)
-    if hit is not None:
-        return Curves.from_dict(json.loads(str(hit[1]["curves"])))
     started = time.perf_counter()
     layers, heads = lm.shape
     total = layers * heads
@@ -291,6 +289,5 @@ def _compute_curves(
     result = Curves(
         lm.name, dataset.name, layers, heads, full.accuracy, full.loss, params, curves, evaluations, time.perf_counter() - started, extra
     )
-    cache.put(key, {}, {"curves": json.dumps(result.to_dict())})
     report(1.0, "curves ready")
     return result

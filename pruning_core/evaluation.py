@@ -1,7 +1,7 @@
 """Masked evaluation: accuracy, loss, per-sample probabilities and agreement with the full model.
 
 Fast by construction: tokenised once per (model, dataset), length-sorted batches with dynamic
-padding under a token budget, inference mode, and a disk cache keyed by model fingerprint, data
+padding under a token budget (both from :mod:`pruning_core.batching`), inference mode, and a disk cache keyed by model fingerprint, data
 fingerprint, mask and code version.
 """
 
@@ -9,112 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .batching import (
+    Encoded,
+    collate,
+    default_max_tokens,
+    encode,
+    is_oom,
+    length_batches,
+    length_batches_subset,
+    mask_key,
+    resolve_keep_mask,
+)
 from .cache import DiskCache, cache_key
 from .data import TextDataset
 from .errors import DataError
+from .fastpath import compact_model, supports_compact
+from .incremental import prefix_store, run_with_prefix
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
-
-
-@dataclass
-class Encoded:
-    """A tokenised dataset: unpadded token ids per sample, lengths and class ids."""
-
-    input_ids: list[np.ndarray]
-    token_type_ids: list[np.ndarray] | None
-    lengths: np.ndarray
-    labels: np.ndarray
-    truncated: int
-    max_length: int
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def default_max_length(lm: LoadedModel) -> int:
-    """The longest input the model accepts (at most 512 tokens)."""
-    limit = 512
-    model_max = getattr(lm.tokenizer, "model_max_length", None)
-    if isinstance(model_max, int) and 0 < model_max < limit:
-        limit = model_max
-    positions = getattr(lm.config, "max_position_embeddings", limit)
-    offset = 2 if lm.adapter.model_types[0] in ("roberta", "xlm-roberta") else 0
-    return int(min(limit, positions - offset))
-
-
-def encode(lm: LoadedModel, dataset: TextDataset, max_length: int | None = None) -> Encoded:
-    """Tokenise ``dataset`` for ``lm`` (memoised on the model by data fingerprint and length)."""
-    max_length = max_length or default_max_length(lm)
-    key = (dataset.fingerprint, max_length)
-    cached = lm.encodings.get(key)
-    if cached is not None:
-        return cached
-    labels = dataset.label_ids(lm.label2id, lm.num_labels)
-    texts = list(dataset.texts)
-    pairs = list(dataset.text_pairs) if dataset.text_pairs is not None else None
-    batch = lm.tokenizer(texts, pairs, truncation=True, max_length=max_length)
-    ids = [np.asarray(x, dtype=np.int64) for x in batch["input_ids"]]
-    types = [np.asarray(x, dtype=np.int64) for x in batch["token_type_ids"]] if "token_type_ids" in batch else None
-    lengths = np.asarray([len(x) for x in ids], dtype=np.int64)
-    at_limit = [i for i, n in enumerate(lengths) if n >= max_length]
-    truncated = 0
-    if at_limit:
-        full = lm.tokenizer([texts[i] for i in at_limit], [pairs[i] for i in at_limit] if pairs else None, truncation=False, verbose=False)
-        truncated = sum(len(x) > max_length for x in full["input_ids"])
-    encoded = Encoded(ids, types, lengths, labels, truncated, max_length)
-    lm.encodings[key] = encoded
-    return encoded
-
-
-def length_batches(lengths: np.ndarray, max_tokens: int, max_batch: int = 256) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length whose padded size stays within ``max_tokens``.
-
-    Longest first, so an out-of-memory error shows up on the first batch.
-    """
-    order = np.argsort(-lengths, kind="stable")
-    batches: list[np.ndarray] = []
-    start = 0
-    while start < len(order):
-        longest = max(int(lengths[order[start]]), 1)
-        size = max(1, min(max_batch, max_tokens // longest))
-        batches.append(order[start : start + size])
-        start += size
-    return batches
-
-
-def collate(encoded: Encoded, indices: np.ndarray, pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad the given samples to their longest length."""
-    width = int(encoded.lengths[indices].max())
-    ids = np.full((len(indices), width), pad_id, dtype=np.int64)
-    attention = np.zeros((len(indices), width), dtype=np.int64)
-    types = np.zeros((len(indices), width), dtype=np.int64) if encoded.token_type_ids is not None else None
-    for row, i in enumerate(indices):
-        n = int(encoded.lengths[i])
-        ids[row, :n] = encoded.input_ids[i]
-        attention[row, :n] = 1
-        if types is not None:
-            types[row, :n] = encoded.token_type_ids[i]
-    batch = {"input_ids": torch.from_numpy(ids).to(device), "attention_mask": torch.from_numpy(attention).to(device)}
-    if types is not None:
-        batch["token_type_ids"] = torch.from_numpy(types).to(device)
-    return batch
-
-
-def default_max_tokens(device: torch.device) -> int:
-    """Padded tokens per batch: large on a GPU; on a CPU small enough that a layer's activations
-    stay in cache (2048 measured ~7% faster than 4096 on the 2-core bench machine)."""
-    return 32768 if device.type == "cuda" else 2048
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def forward_logits(
@@ -133,8 +51,6 @@ def forward_logits(
     runs the plain gated forward. The batch budget halves and the batch is retried when the
     device runs out of memory.
     """
-    from .fastpath import compact_model, supports_compact
-
     report = progress or no_progress
     if model is None and compact and supports_compact(lm, gates):
         runner = compact_model(lm, gates).logits
@@ -157,7 +73,7 @@ def forward_logits(
             try:
                 out = runner(collate(encoded, indices, pad_id, lm.device))
             except (torch.OutOfMemoryError, RuntimeError) as exc:
-                if not _is_oom(exc) or budget <= int(encoded.lengths[indices].max()):
+                if not is_oom(exc) or budget <= int(encoded.lengths[indices].max()):
                     raise
                 budget //= 2
                 if lm.device.type == "cuda":
@@ -169,11 +85,6 @@ def forward_logits(
             done += len(indices)
             report(done / len(encoded), f"{done}/{len(encoded)} samples")
     return logits
-
-
-def length_batches_subset(lengths: np.ndarray, indices: np.ndarray, max_tokens: int) -> list[np.ndarray]:
-    """:func:`length_batches` over a subset of samples, returning dataset indices."""
-    return [indices[b] for b in length_batches(lengths[indices], max_tokens)]
 
 
 @dataclass
@@ -248,8 +159,6 @@ def _logits(
     gates = None if np.array_equal(keep, lm.present_mask()) else keep
     if not incremental:
         return forward_logits(lm, encoded, gates, progress, max_tokens)
-    from .incremental import prefix_store, run_with_prefix
-
     data_key = f"{dataset.fingerprint}:{encoded.max_length}"
     store = prefix_store(lm)
     prefix, start = store.best(data_key, keep)
@@ -258,33 +167,13 @@ def _logits(
     try:
         states = run_with_prefix(lm, encoded, keep, prefix if start > 0 else None, max_tokens, progress)
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not _is_oom(exc):
+        if not is_oom(exc):
             raise
         store.clear()
         return forward_logits(lm, encoded, gates, progress, max_tokens)
     if remember:
         store.put(data_key, mask_key(keep), states)
     return states.logits
-
-
-def resolve_keep_mask(lm: LoadedModel, scheme: Scheme | np.ndarray | Sequence | None) -> np.ndarray:
-    """The boolean keep-mask of a scheme/mask over the model's heads (absent heads count as pruned)."""
-    present = lm.present_mask()
-    if scheme is None:
-        return present
-    if isinstance(scheme, Scheme):
-        scheme.check_fits(lm.num_layers, lm.num_heads)
-        return scheme.keep_mask() & present
-    mask = np.asarray(scheme, dtype=bool)
-    if mask.shape != lm.shape:
-        from .errors import SchemeError
-
-        raise SchemeError(f"Mask shape {mask.shape} does not match the model's {lm.shape} (layers, heads).")
-    return mask & present
-
-
-def mask_key(keep: np.ndarray) -> str:
-    return "".join("1" if k else "0" for k in keep.ravel())
 
 
 def evaluate(

@@ -15,7 +15,6 @@ forward instead (:func:`supports_compact`).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +24,10 @@ from torch import nn
 
 from .adapters import ArchAdapter, _get, _set
 from .loading import LoadedModel
-from .pruning import shrunk_copy
+from .lru import LRUCache
+from .surgery import shrunk_copy
 
-_CACHE_ENTRIES = 4
+COMPACT_MODELS_KEPT = 4
 _LOCK = threading.Lock()
 
 
@@ -77,7 +77,7 @@ def supports_compact(lm: LoadedModel, gates=None) -> bool:
 
 
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
-    model = shrunk_copy(lm, keep, share_weights=True)
+    model = shrunk_copy(lm.model, lm.adapter, lm.kept_heads, lm.head_dim, keep, share_weights=True)
     layers = lm.adapter.layers(model)
     _set(model.base_model, lm.adapter.layers_path, nn.ModuleList(layers[:-1]))
     return CompactModel(model, layers, lm.adapter, lm.head_dim)
@@ -88,16 +88,12 @@ def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
     keep = lm.present_mask() if gates is None else _as_array(gates).astype(bool) & lm.present_mask()
     key = keep.tobytes()
     with _LOCK:
-        store: OrderedDict = lm.caches.setdefault("compact_models", OrderedDict())
-        hit = store.get(key)
-        if hit is not None:
-            store.move_to_end(key)
-            return hit
+        store: LRUCache[CompactModel] = lm.caches.setdefault("compact_models", LRUCache(max_entries=COMPACT_MODELS_KEPT))
+    hit = store.get(key)
+    if hit is not None:
+        return hit
     built = _build(lm, keep)
-    with _LOCK:
-        store[key] = built
-        while len(store) > _CACHE_ENTRIES:
-            store.popitem(last=False)
+    store.put(key, built)
     return built
 
 

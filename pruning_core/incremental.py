@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .evaluation import Encoded, collate, default_max_tokens, length_batches
+from .batching import Encoded, collate, default_max_tokens, length_batches
 from .fastpath import compact_model, supports_compact
 from .loading import LoadedModel
+from .lru import LRUCache
 from .progress import ProgressFn, no_progress
 from .settings import env_number
 
@@ -144,29 +144,21 @@ class PrefixStore:
 
     def __init__(self, max_bytes: int | None = None):
         self.max_bytes = max_bytes if max_bytes is not None else int(env_number("BHPVAS_PREFIX_CACHE_MB", 1024, minimum=0) * 2**20)
-        self._entries: OrderedDict[tuple[str, str], PrefixStates] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: LRUCache[PrefixStates] = LRUCache(max_bytes=self.max_bytes, sizeof=lambda states: states.nbytes)
 
     def best(self, data_key: str, keep: np.ndarray) -> tuple[PrefixStates | None, int]:
         """The stored states for ``data_key`` sharing the most leading layers with ``keep``."""
-        with self._lock:
-            candidates = [(states, first_changed_layer(states.keep, keep)) for (d, _), states in self._entries.items() if d == data_key]
+        candidates = [(states, first_changed_layer(states.keep, keep)) for (d, _), states in self._entries.items() if d == data_key]
         if not candidates:
             return None, 0
         return max(candidates, key=lambda c: c[1])
 
     def put(self, data_key: str, mask_key: str, states: PrefixStates) -> None:
-        if self.max_bytes <= 0 or states.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            self._entries[(data_key, mask_key)] = states
-            self._entries.move_to_end((data_key, mask_key))
-            while sum(s.nbytes for s in self._entries.values()) > self.max_bytes and len(self._entries) > 1:
-                self._entries.popitem(last=False)
+        if self.max_bytes > 0:
+            self._entries.put((data_key, mask_key), states)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
 
 _STORE_LOCK = threading.Lock()

@@ -9,7 +9,6 @@ weights.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -24,12 +23,13 @@ from torch import nn
 
 from .adapters import ArchAdapter, adapter_for, supported_model_types
 from .errors import ModelLoadError
-from .gating import gated, strip_gate_hooks
+from .gating import gated
 from .hardware import cpu_has_native_bf16
+from .sources import DEMO_ALIASES, looks_like_path
+from .surgery import eager_twin, shrink_model
 
 PRUNING_FILE = "bhpvas_pruning.json"
 PRUNED_MODEL_TYPE = "bhpvas-pruned (attention heads were physically removed; load this folder with pruning_core.load_model)"
-DEMO_ALIASES = ("demo", "bhpvas-demo")
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -77,7 +77,6 @@ class LoadedModel:
     precision: str = "fp32"
     _eager: nn.Module | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    encodings: dict = field(default_factory=dict, repr=False)
     caches: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -131,7 +130,7 @@ class LoadedModel:
         """A twin that returns attention weights (eager attention), sharing this model's weights."""
         with self._lock:
             if self._eager is None:
-                self._eager = _eager_twin(self.model)
+                self._eager = eager_twin(self.model)
             return self._eager
 
     def describe(self) -> dict[str, Any]:
@@ -151,23 +150,6 @@ class LoadedModel:
             "precision": self.precision,
             "fingerprint": self.fingerprint,
         }
-
-
-def weight_sharing_copy(model: nn.Module) -> nn.Module:
-    """A copy of the module tree that shares every parameter and buffer with ``model`` (no gate hooks).
-
-    Replacing a submodule of the copy leaves ``model`` alone; writing into a shared tensor would not.
-    """
-    memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
-    twin = copy.deepcopy(model, memo)
-    strip_gate_hooks(twin)
-    return twin
-
-
-def _eager_twin(model: nn.Module) -> nn.Module:
-    twin = weight_sharing_copy(model)
-    twin.set_attn_implementation("eager")
-    return twin.eval()
 
 
 def model_fingerprint(model: nn.Module, extra: str = "") -> str:
@@ -195,10 +177,6 @@ def resolve_source(source: str | os.PathLike) -> str:
             )
         return str(DEMO_DIR)
     return text
-
-
-def _looks_like_path(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or os.sep in text.strip("/").split("/", 1)[-1] or text.count("/") > 1
 
 
 def _check_local(path: Path) -> None:
@@ -267,7 +245,7 @@ def load_model(
 
     resolved = resolve_source(source)
     path = Path(resolved).expanduser()
-    is_local = path.exists() or _looks_like_path(resolved)
+    is_local = path.exists() or looks_like_path(resolved)
     if is_local:
         _check_local(path)
         resolved = str(path)
@@ -339,8 +317,6 @@ def load_pruned(path: Path, device: str | None = None, attn_implementation: str 
     """Load a folder written by :func:`pruning_core.pruning.save_pruned`."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    from .pruning import shrink_model
 
     try:
         meta = json.loads((path / PRUNING_FILE).read_text())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, ModelLoadError
-from .loading import DEMO_ALIASES, _looks_like_path
+from .sources import DEMO_ALIASES, looks_like_path
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class SourcePolicy:
         if text.lower() in DEMO_ALIASES:
             return
         path = Path(text).expanduser()
-        if path.exists() or _looks_like_path(text):
+        if path.exists() or looks_like_path(text):
             if self.model_roots is None:
                 return
             resolved = path.resolve()

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batching import encode
 from .data import TextDataset
 from .efficiency import compare_efficiency, paired_efficiency
-from .evaluation import encode, evaluate, forward_logits
+from .evaluation import evaluate, forward_logits
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .pruning import prune_heads, save_pruned

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from .attention import capture_attention, special_ids
-from .cache import DiskCache, cache_key
+from .batching import default_max_length, length_batches, mask_key, resolve_keep_mask
+from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
-from .evaluation import default_max_length, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -190,11 +190,47 @@ def syntax_evidence(
         tau=tau,
         seed=seed,
     )
-    hit = cache.get(key)
-    if hit is not None:
-        a = hit[0]
-        roles = Roles(a["mean"], a["t"], a["p"], a["assigned"], float(a["tau"]), int(a["sentences"]))
-        return SyntaxEvidence(roles, Alignment(a["accuracy"], a["baseline"], a["baseline_offset"], a["pairs"]))
+    return cached_part(
+        cache,
+        key,
+        lambda: _syntax_evidence(lm, dataset, role_sentences, alignment_sentences, tau, keep, seed, progress),
+        _syntax_entry,
+        _syntax_from_entry,
+    )
+
+
+def _syntax_entry(evidence: SyntaxEvidence) -> tuple[dict[str, np.ndarray], dict]:
+    roles, alignment = evidence.roles, evidence.alignment
+    arrays = {
+        "mean": roles.mean,
+        "t": roles.t,
+        "p": roles.p,
+        "assigned": roles.assigned,
+        "tau": np.asarray(roles.tau),
+        "sentences": np.asarray(roles.sentences),
+        "accuracy": alignment.accuracy,
+        "baseline": alignment.baseline,
+        "baseline_offset": alignment.baseline_offset,
+        "pairs": alignment.pairs,
+    }
+    return arrays, {}
+
+
+def _syntax_from_entry(a: dict[str, np.ndarray], _meta: dict) -> SyntaxEvidence:
+    roles = Roles(a["mean"], a["t"], a["p"], a["assigned"], float(a["tau"]), int(a["sentences"]))
+    return SyntaxEvidence(roles, Alignment(a["accuracy"], a["baseline"], a["baseline_offset"], a["pairs"]))
+
+
+def _syntax_evidence(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    role_sentences: int,
+    alignment_sentences: int,
+    tau: float,
+    keep: np.ndarray,
+    seed: int,
+    progress: ProgressFn | None,
+) -> SyntaxEvidence:
     report = progress or no_progress
     total = min(len(dataset), max(role_sentences, alignment_sentences))
     order = np.random.default_rng(seed).permutation(len(dataset))[:total]
@@ -290,19 +326,4 @@ def syntax_evidence(
     baseline[pairs == 0] = np.nan
     baseline_offset = offsets[offset_table.argmax(-1)]
     alignment = Alignment(accuracy, baseline, baseline_offset, pairs)
-    cache.put(
-        key,
-        {
-            "mean": mean,
-            "t": t_stat,
-            "p": p_value,
-            "assigned": assigned,
-            "tau": np.asarray(tau),
-            "sentences": np.asarray(roles.sentences),
-            "accuracy": accuracy,
-            "baseline": baseline,
-            "baseline_offset": baseline_offset,
-            "pairs": pairs,
-        },
-    )
     return SyntaxEvidence(roles, alignment)

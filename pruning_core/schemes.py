@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +131,3 @@ class Scheme:
 
 def _is_pair(item: Any) -> bool:
     return isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in item)
-
-
-def scheme_from_heads(heads: Iterable[tuple[int, int]], num_layers: int, num_heads: int, model: str = "", name: str = "") -> Scheme:
-    return Scheme(num_layers, num_heads, frozenset(heads), model, name)

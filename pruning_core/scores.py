@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .cache import DiskCache, cache_key
+from .batching import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
+from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
-from .evaluation import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -94,9 +94,16 @@ def head_importance(
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_tokens=max_tokens)
-    hit = cache.get(key)
-    if hit is not None:
-        return Importance(**hit[0])
+    return cached_part(
+        cache,
+        key,
+        lambda: _importance(lm, dataset, keep, max_tokens, progress),
+        lambda r: ({"raw": r.raw, "normalized": r.normalized, "spread": r.spread, "per_batch": r.per_batch}, {}),
+        lambda arrays, _: Importance(**arrays),
+    )
+
+
+def _importance(lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None) -> Importance:
     encoded = encode(lm, dataset)
     per_batch, tokens = gate_gradients(lm, encoded, keep, max_tokens, progress)
     raw = per_batch.sum(0) / tokens.sum()
@@ -107,9 +114,7 @@ def head_importance(
     batch_scores = np.stack([layer_normalize(g / max(t, 1)) for g, t in zip(per_batch, tokens)])
     spread = batch_scores.std(0)
     spread[absent] = np.nan
-    result = Importance(raw=raw, normalized=normalized, spread=spread, per_batch=per_batch)
-    cache.put(key, {"raw": raw, "normalized": normalized, "spread": spread, "per_batch": per_batch})
-    return result
+    return Importance(raw=raw, normalized=normalized, spread=spread, per_batch=per_batch)
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -239,10 +244,16 @@ def head_similarity(
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key("similarity", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), tokens=tokens, seed=seed)
-    hit = cache.get(key)
-    if hit is not None:
-        arrays = hit[0]
-        return Similarity(arrays["cka"], arrays["score"], arrays["partner"], int(arrays["tokens"]))
+    return cached_part(
+        cache,
+        key,
+        lambda: _similarity(lm, dataset, keep, tokens, seed, progress),
+        lambda r: ({"cka": r.cka, "score": r.score, "partner": r.partner, "tokens": np.asarray(r.tokens)}, {}),
+        lambda arrays, _: Similarity(arrays["cka"], arrays["score"], arrays["partner"], int(arrays["tokens"])),
+    )
+
+
+def _similarity(lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, tokens: int, seed: int, progress: ProgressFn | None) -> Similarity:
     encoded = encode(lm, dataset)
     positions = sample_token_positions(encoded, tokens, seed)
     vectors = context_vectors(lm, encoded, positions, keep, progress=progress)
@@ -250,9 +261,7 @@ def head_similarity(
     present = lm.present_mask().ravel()
     cka = np.full((len(flat), len(flat)), np.nan, dtype=np.float32)
     cka[np.ix_(present, present)] = linear_cka_matrix(flat[present])
-    result = similarity_from_cka(cka, lm.shape, int(vectors.shape[2]))
-    cache.put(key, {"cka": result.cka, "score": result.score, "partner": result.partner, "tokens": np.asarray(result.tokens)})
-    return result
+    return similarity_from_cka(cka, lm.shape, int(vectors.shape[2]))
 
 
 def similarity_from_cka(cka: np.ndarray, shape: tuple[int, int], tokens: int) -> Similarity:

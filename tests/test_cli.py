@@ -78,6 +78,14 @@ def test_help_for_every_command(capsys):
         assert "--json" in capsys.readouterr().out
 
 
+def test_module_docstring_lists_every_command_and_the_policy_note():
+    from pruning_core import cli
+
+    for command in cli.COMMANDS:
+        assert f"- ``{command}``:" in cli.__doc__, command
+    assert "BHPVAS_MODEL_ROOTS" in cli.__doc__ and "BHPVAS_DATA_ROOTS" in cli.__doc__
+
+
 def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, tmp_path):
     from pruning_core.analysis import load_bundle
     from pruning_core.curves import load_curves

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from pruning_core import DiskCache, Scheme, evaluate
-from pruning_core.evaluation import encode, length_batches
+from pruning_core.batching import encode
 
 
 def _reference_logits(lm, dataset) -> np.ndarray:
@@ -67,15 +67,6 @@ def test_corrupt_cache_entry_is_recomputed(tiny_bert, sst2_small, isolated_cache
     truncated.write_bytes(truncated.read_bytes()[:100])
     assert DiskCache().get(truncated.stem) is None
     assert not truncated.exists(), "an unreadable entry is deleted"
-
-
-def test_length_batches_cover_every_sample_once():
-    lengths = np.array([5, 60, 12, 12, 3, 128, 7, 40])
-    batches = length_batches(lengths, max_tokens=128)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == list(range(len(lengths)))
-    for batch in batches:
-        assert len(batch) * lengths[batch].max() <= 128 or len(batch) == 1
 
 
 def test_long_text_is_truncated_with_notice(tiny_bert):

@@ -8,7 +8,7 @@ import torch
 from scipy.stats import spearmanr
 
 from pruning_core.attention import PROFILE_NAMES, batch_statistics
-from pruning_core.evaluation import collate, encode, length_batches
+from pruning_core.batching import collate, encode, length_batches
 from pruning_core.roles import ROLES, alignment_counts, role_test, sieve_scores
 from pruning_core.scores import head_importance, jensen_shannon, linear_cka_matrix, similarity_from_cka, stability
 from pruning_core.syntax import piece_to_word, word_attention

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pruning_core import load_model
-from pruning_core.evaluation import encode, forward_logits
+from pruning_core.batching import encode
+from pruning_core.evaluation import forward_logits
 from pruning_core.fastpath import compact_model, supports_compact
 from pruning_core.incremental import run_with_prefix
 from pruning_core.pruning import prune_heads

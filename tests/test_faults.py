@@ -143,7 +143,8 @@ def test_entry_of_another_code_version_is_recomputed(tiny_bert, sst2_small, tmp_
 
 def test_out_of_memory_halves_the_batch_and_retries(tiny_bert, sst2_small, monkeypatch):
     """A device that cannot hold more than 256 padded tokens: batches shrink until they fit."""
-    from pruning_core.evaluation import encode, forward_logits
+    from pruning_core.batching import encode
+    from pruning_core.evaluation import forward_logits
     from pruning_core.fastpath import CompactModel
 
     encoded = encode(tiny_bert, sst2_small)

@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import torch
 
-from pruning_core.evaluation import encode, forward_logits
+from pruning_core.batching import encode
+from pruning_core.evaluation import forward_logits
 
 
 def _manual_zeroing(lm, heads):
@@ -80,7 +81,7 @@ def test_fractional_gates_scale_the_context(tiny_bert, sst2_small):
 def test_gates_carry_gradients(tiny_bert, sst2_small):
     lm = tiny_bert
     encoded = encode(lm, sst2_small)
-    from pruning_core.evaluation import collate
+    from pruning_core.batching import collate
 
     batch = collate(encoded, np.arange(8), 0, lm.device)
     gates = torch.ones(lm.shape, requires_grad=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pruning_core import load_model
-from pruning_core.evaluation import encode, evaluate, forward_logits
+from pruning_core.batching import encode
+from pruning_core.evaluation import evaluate, forward_logits
 from pruning_core.incremental import first_changed_layer, prefix_store, run_with_prefix
 from tiny import ARCHITECTURES
 
@@ -48,3 +49,42 @@ def test_evaluate_uses_remembered_states_and_matches_the_slow_path(tiny_bert, ss
     assert fast.accuracy == slow.accuracy and abs(fast.loss - slow.loss) <= 1e-6
     plain = forward_logits(tiny_bert, encode(tiny_bert, sst2_small), toggled.keep_mask(), compact=False)
     assert np.array_equal(fast.preds, plain.argmax(axis=1))
+
+
+def _states(keep: np.ndarray, floats: int):
+    import torch
+
+    from pruning_core.incremental import PrefixStates
+
+    return PrefixStates(keep, [np.arange(2)], [[torch.zeros(floats)]], [((), {})], np.zeros((2, 2), dtype=np.float32))
+
+
+def test_prefix_store_keeps_within_its_byte_bound_and_finds_the_longest_shared_prefix():
+    from pruning_core.incremental import PrefixStore
+
+    full = np.ones((3, 4), dtype=bool)
+    second = full.copy()
+    second[2, 0] = False
+    first = full.copy()
+    first[0, 0] = False
+    store = PrefixStore(max_bytes=1000)
+    store.put("data", "first", _states(first, 100))
+    store.put("data", "second", _states(second, 100))
+    assert store.best("data", full)[1] == 2, "the mask differing only in the last layer shares two layers"
+    assert store.best("other", full) == (None, 0)
+    store.put("data", "third", _states(full, 100))
+    assert [mask for _, mask in store._entries] == ["second", "third"], "the oldest entry made room"
+    assert store._entries.nbytes <= 1000
+    assert store.best("data", first)[1] == 0 and store.best("data", full)[1] == 3
+    store.put("data", "huge", _states(full, 1000))
+    assert "huge" not in {mask for _, mask in store._entries}, "an entry over the bound alone is not kept"
+    empty = PrefixStore(max_bytes=0)
+    empty.put("data", "first", _states(first, 1))
+    assert empty.best("data", first) == (None, 0)
+
+
+def test_prefix_store_bound_comes_from_the_environment(monkeypatch):
+    from pruning_core.incremental import PrefixStore
+
+    monkeypatch.setenv("BHPVAS_PREFIX_CACHE_MB", "2")
+    assert PrefixStore().max_bytes == 2 * 2**20

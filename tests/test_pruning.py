@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from pruning_core import SchemeError, load_model
-from pruning_core.evaluation import encode, forward_logits
+from pruning_core.batching import encode
+from pruning_core.evaluation import forward_logits
 from pruning_core.pruning import prune_heads, save_pruned
 from pruning_core.schemes import Scheme
 from tiny import ARCHITECTURES
@@ -93,17 +93,3 @@ def test_pruning_every_head_is_refused(tiny_bert):
 def test_scheme_of_another_shape_is_refused(tiny_bert):
     with pytest.raises(SchemeError, match="6 layers x 12 heads"):
         prune_heads(tiny_bert, Scheme(6, 12, frozenset({(0, 0)})))
-
-
-def test_pruned_attention_block_of_empty_layer_adds_only_bias(tiny_bert):
-    lm = tiny_bert
-    keep = np.ones(lm.shape, dtype=bool)
-    keep[1, :] = False
-    pruned = prune_heads(lm, keep)
-    layer = lm.adapter.layers(pruned.model)[1]
-    out_proj = lm.adapter.out_proj(layer)
-    assert out_proj.weight.shape[1] == 0
-    hidden = torch.randn(2, 5, lm.num_heads * lm.head_dim)
-    with torch.no_grad():
-        context, _ = lm.adapter.attention_core(layer)(hidden)
-        assert torch.allclose(out_proj(context), out_proj.bias.expand(2, 5, -1))

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cache import DiskCache, cache_key
+from ..batching import collate, encode
+from ..cache import DiskCache, cache_key, cached_part
 from ..data import TextDataset, load_dataset
-from ..evaluation import collate, encode, forward_logits
+from ..evaluation import forward_logits
 from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
 from ..schemes import Scheme
@@ -105,9 +106,28 @@ def train_dsp(
         seed=seed,
         objective=objective,
     )
-    hit = cache.get(key)
-    if hit is not None:
-        return DSPResult(hit[0]["logits"], keep_k, steps, float(hit[1]["seconds"]), str(hit[1]["train_data"]))
+    return cached_part(
+        cache,
+        key,
+        lambda: _train(lm, data, keep_k, steps, batch_size, lr, tau_start, tau_end, seed, objective, progress),
+        lambda r: ({"logits": r.logits}, {"seconds": r.seconds, "train_data": r.train_data}),
+        lambda arrays, meta: DSPResult(arrays["logits"], keep_k, steps, float(meta["seconds"]), str(meta["train_data"])),
+    )
+
+
+def _train(
+    lm: LoadedModel,
+    data: TextDataset,
+    keep_k: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    tau_start: float,
+    tau_end: float,
+    seed: int,
+    objective: str,
+    progress: ProgressFn | None,
+) -> DSPResult:
     report = progress or no_progress
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
@@ -146,7 +166,6 @@ def train_dsp(
     learned = logits.detach().cpu().numpy().reshape(lm.shape)
     learned[~lm.present_mask()] = -np.inf
     seconds = time.perf_counter() - started
-    cache.put(key, {"logits": learned}, {"seconds": seconds, "train_data": data.name})
     return DSPResult(learned, keep_k, steps, seconds, data.name)
 
 
