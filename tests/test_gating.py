@@ -119,3 +119,55 @@ def test_concurrent_gated_evaluation_equals_serial(tiny_bert, sst2_small):
         for out in results[i]:
             assert np.abs(out - serial[i]).max() <= 1e-6
     assert _all_hooks(lm.model) == 0
+
+
+def test_similarity_under_a_scheme_ignores_other_callers_hooks(tiny_bert, sst2_small):
+    """Context vectors for CKA are taken before the caller's own gates, whatever else is installed.
+
+    Alone, nested in another gated block, and while another thread runs gated evaluations, a gated
+    head's similarity is the same (and not the 0 of a zeroed context).
+    """
+    from pruning_core.cache import DiskCache
+    from pruning_core.scores import head_similarity
+
+    lm = tiny_bert
+    keep = np.ones(lm.shape, dtype=bool)
+    keep[1, 2] = False
+    other = np.ones(lm.shape, dtype=bool)
+    other[0, 0] = False
+    no_cache = DiskCache(enabled=False)
+
+    def similarity():
+        return head_similarity(lm, sst2_small, keep, tokens=300, cache=no_cache)
+
+    alone = similarity()
+    assert alone.score[1, 2] > 0.05, "a gated head's vectors are its own output, not zeros"
+    with lm.gated(other):
+        nested = similarity()
+    encoded = encode(lm, sst2_small)
+    installed, stop = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_caller() -> None:
+        try:
+            with lm.gated(other):
+                installed.set()
+                while not stop.is_set():
+                    forward_logits(lm, encoded, other, max_tokens=256, compact=False)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            installed.set()
+
+    thread = threading.Thread(target=other_caller)
+    thread.start()
+    installed.wait()
+    try:
+        concurrent = similarity()
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    for result in (nested, concurrent):
+        assert np.allclose(result.cka, alone.cka, atol=1e-6, equal_nan=True)
+        assert np.allclose(result.score, alone.score, atol=1e-6, equal_nan=True)
+    assert _all_hooks(lm.model) == 0
