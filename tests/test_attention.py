@@ -122,3 +122,19 @@ def test_concurrent_attention_capture_equals_serial(tiny_bert, sst2_small):
     ]
     assert not wrong, wrong
     assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in lm.eager_model().modules()) == 0
+
+
+def test_nested_captures_both_record_and_leave_no_hooks(tiny_bert):
+    import torch
+
+    from pruning_core.attention import capture_attention
+
+    lm = tiny_bert
+    model = lm.eager_model()
+    enc = lm.tokenizer("a good film .", return_tensors="pt")
+    with torch.inference_mode(), capture_attention(lm, model) as outer:
+        with capture_attention(lm, model) as inner:
+            model(**enc)
+        assert all(torch.equal(a, b) for a, b in zip(outer, inner))
+    assert all(w is not None and w.shape[-1] == enc["input_ids"].shape[1] for w in outer)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0

@@ -171,3 +171,23 @@ def test_similarity_under_a_scheme_ignores_other_callers_hooks(tiny_bert, sst2_s
         assert np.allclose(result.cka, alone.cka, atol=1e-6, equal_nan=True)
         assert np.allclose(result.score, alone.score, atol=1e-6, equal_nan=True)
     assert _all_hooks(lm.model) == 0
+
+
+def test_context_capture_is_taken_before_the_callers_gates(tiny_bert, sst2_small):
+    from pruning_core.evaluation import collate
+    from pruning_core.gating import capture_context
+
+    lm = tiny_bert
+    batch = collate(encode(lm, sst2_small), np.arange(6), lm.pad_id, lm.device)
+    keep = np.ones(lm.shape, dtype=bool)
+    keep[0, :] = False
+
+    def capture(gates):
+        with torch.inference_mode(), lm.gated(gates), capture_context(lm.model, lm.adapter, lm.kept_heads, lm.head_dim) as captured:
+            lm.model(**batch)
+        return captured
+
+    plain, gated = capture(None), capture(keep)
+    assert torch.equal(plain[0], gated[0]) and gated[0].abs().sum() > 0, "layer 0's gated-off heads keep their own vectors"
+    assert not torch.allclose(plain[1], gated[1]), "layer 1 sees the gated layer 0"
+    assert _all_hooks(lm.model) == 0
