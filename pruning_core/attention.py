@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from .batching import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
+from .hooks import SharedHooks, caller_state, mark, state_of
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -25,23 +27,40 @@ PROFILE_NAMES = ("cls", "sep", "self", "prev", "next", "other")
 ENTROPY_BINS = 20
 
 
+_ATTENTION_CAPTURES: ContextVar[dict[int, tuple[list[torch.Tensor | None], ...]] | None] = ContextVar(
+    "bhpvas_attention_captures", default=None
+)
+_CORE_HOOKS = SharedHooks()
+
+
+def _make_attention_hook(model_id: int, layer: int):
+    def hook(module, args, output):
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        for captured in state_of(_ATTENTION_CAPTURES, model_id) or ():
+            captured[layer] = weights
+
+    return mark(hook)
+
+
 @contextmanager
 def capture_attention(lm: LoadedModel, model: torch.nn.Module) -> Iterator[list[torch.Tensor | None]]:
-    """Collect each layer's attention weights (batch, heads present, T, T) during a forward pass."""
+    """Collect each layer's attention weights (batch, heads present, T, T) of this caller's forward passes.
+
+    ``model`` is shared (the eager twin): its hooks are reference-counted and record only into the
+    lists of the caller whose forward pass is running (:mod:`pruning_core.hooks`), so concurrent
+    callers never see each other's maps. A nested capture on the same model records too.
+    """
     captured: list[torch.Tensor | None] = [None] * lm.num_layers
-    handles = []
-    for index, layer in enumerate(lm.adapter.layers(model)):
 
-        def hook(module, args, output, index=index):
-            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-            captured[index] = weights
+    def install() -> list:
+        return [
+            lm.adapter.attention_core(layer).register_forward_hook(_make_attention_hook(id(model), index))
+            for index, layer in enumerate(lm.adapter.layers(model))
+        ]
 
-        handles.append(lm.adapter.attention_core(layer).register_forward_hook(hook))
-    try:
+    outer = state_of(_ATTENTION_CAPTURES, id(model)) or ()
+    with _CORE_HOOKS.installed(model, install), caller_state(_ATTENTION_CAPTURES, model, (*outer, captured)):
         yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @dataclass

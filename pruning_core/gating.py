@@ -1,85 +1,64 @@
 """Head gating without ``head_mask``: scale each head's context vector before the attention
-output projection with a forward pre-hook.
+output projection with a forward pre-hook; the same hook can record the context vectors.
 
 Gates are per call, not per model: the active gates live in a ``ContextVar`` keyed by the model,
 so one cached model serves concurrent callers (threads, Streamlit sessions) with different masks.
-Hooks are reference-counted and removed when the last gated block exits, leaving the model
-exactly as it was.
+Hooks are reference-counted and removed when the last gated or capturing block exits, leaving the
+model exactly as it was (:mod:`pruning_core.hooks`).
+
+Context vectors are recorded by the gate hook itself, always *before* the running caller's gates
+scale them: a gated-off head's vector is what the head computes on the hidden states of the
+gated model below it. The position is fixed by design, so what a caller records never depends on
+which other callers' hooks are installed.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from .adapters import ArchAdapter
+from .hooks import SharedHooks, caller_state, mark, state_of, strip_hooks
 
-_ACTIVE: ContextVar[dict[int, list[torch.Tensor | None]] | None] = ContextVar("bhpvas_active_gates", default=None)
-_REGISTRY_LOCK = threading.Lock()
-
-
-@dataclass
-class _Installed:
-    handles: list = field(default_factory=list)
-    users: int = 0
-
-
-_INSTALLED: dict[int, _Installed] = {}
+_GATES: ContextVar[dict[int, list[torch.Tensor | None]] | None] = ContextVar("bhpvas_active_gates", default=None)
+_CONTEXT_CAPTURES: ContextVar[dict[int, tuple[list[torch.Tensor | None], ...]] | None] = ContextVar("bhpvas_context_captures", default=None)
+_OUT_PROJ_HOOKS = SharedHooks()
 
 
 def _make_hook(model_id: int, layer: int, heads_here: int, head_dim: int):
     def hook(module: nn.Module, args: tuple):
-        active = _ACTIVE.get()
-        if not active:
-            return None
-        gates = active.get(model_id)
+        context = args[0]
+        for captured in state_of(_CONTEXT_CAPTURES, model_id) or ():
+            captured[layer] = context.detach()
+        gates = state_of(_GATES, model_id)
         if gates is None or gates[layer] is None or heads_here == 0:
             return None
-        context = args[0]
         shape = context.shape
         gate = gates[layer].to(dtype=context.dtype)
         scaled = (context.view(*shape[:-1], heads_here, head_dim) * gate[:, None]).view(shape)
         return (scaled, *args[1:])
 
-    hook._bhpvas_gate = True
-    return hook
+    return mark(hook)
 
 
 def strip_gate_hooks(model: nn.Module) -> None:
-    """Remove gate hooks from a copy of a model (``deepcopy`` copies hooks along with modules)."""
-    for module in model.modules():
-        for key, hook in list(module._forward_pre_hooks.items()):
-            if getattr(hook, "_bhpvas_gate", False):
-                del module._forward_pre_hooks[key]
+    """Remove gate (and capture) hooks from a copy of a model (``deepcopy`` copies hooks along with modules)."""
+    strip_hooks(model)
 
 
-def _install(model: nn.Module, adapter: ArchAdapter, kept_heads: Sequence[Sequence[int]], head_dim: int) -> None:
-    key = id(model)
-    with _REGISTRY_LOCK:
-        entry = _INSTALLED.setdefault(key, _Installed())
-        if entry.users == 0:
-            for index, layer in enumerate(adapter.layers(model)):
-                hook = _make_hook(key, index, len(kept_heads[index]), head_dim)
-                entry.handles.append(adapter.out_proj(layer).register_forward_pre_hook(hook))
-        entry.users += 1
+def _hooks_installed(model: nn.Module, adapter: ArchAdapter, kept_heads: Sequence[Sequence[int]], head_dim: int):
+    def install() -> list:
+        return [
+            adapter.out_proj(layer).register_forward_pre_hook(_make_hook(id(model), index, len(kept_heads[index]), head_dim))
+            for index, layer in enumerate(adapter.layers(model))
+        ]
 
-
-def _uninstall(model: nn.Module) -> None:
-    key = id(model)
-    with _REGISTRY_LOCK:
-        entry = _INSTALLED[key]
-        entry.users -= 1
-        if entry.users == 0:
-            for handle in entry.handles:
-                handle.remove()
-            del _INSTALLED[key]
+    return _OUT_PROJ_HOOKS.installed(model, install)
 
 
 def layer_gates(gates: torch.Tensor, kept_heads: Sequence[Sequence[int]], skip_ones: bool = True) -> list[torch.Tensor | None]:
@@ -124,11 +103,21 @@ def gated(
     if all(g is None for g in per_layer):
         yield
         return
-    _install(model, adapter, kept_heads, head_dim)
-    current = _ACTIVE.get() or {}
-    token = _ACTIVE.set({**current, id(model): per_layer})
-    try:
+    with _hooks_installed(model, adapter, kept_heads, head_dim), caller_state(_GATES, model, per_layer):
         yield
-    finally:
-        _ACTIVE.reset(token)
-        _uninstall(model)
+
+
+@contextmanager
+def capture_context(
+    model: nn.Module, adapter: ArchAdapter, kept_heads: Sequence[Sequence[int]], head_dim: int
+) -> Iterator[list[torch.Tensor | None]]:
+    """Record each layer's context vectors (batch, T, heads present x head_dim) of this caller's forward passes.
+
+    The vectors are the input of the attention output projection before this caller's gates act
+    (see the module docstring); a nested capture on the same model records too. Each entry holds
+    the latest forward pass's tensor (None until the layer ran).
+    """
+    captured: list[torch.Tensor | None] = [None] * len(kept_heads)
+    outer = state_of(_CONTEXT_CAPTURES, id(model)) or ()
+    with _hooks_installed(model, adapter, kept_heads, head_dim), caller_state(_CONTEXT_CAPTURES, model, (*outer, captured)):
+        yield captured

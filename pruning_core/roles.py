@@ -1,23 +1,32 @@
 """Functional roles (Pande et al. 2021, "heads hypothesis") and dependency alignment (Clark et al. 2019).
 
-Sieve score beta per sentence and head: the mean attention a role's (query, key) pairs receive,
+Sieve score beta per sentence and head: the mean attention a role's (query, key) cells receive,
 times the sequence length n, so uniform attention scores 1.
 - local: keys i-2..i+2 of each query i;
 - delimiter: keys that are [CLS] or separators;
-- syntactic: word-level attention from each dependent to its governor (spaCy pairs; wordpieces
-  merged: sum over the target's pieces, mean over the source's);
-- block (sentence pairs only): mass on the query's own segment, divided by its uniform share,
-  times the row entropy divided by ln n.
+- syntactic: from each dependent to its governor (spaCy pairs), the mean attention over the cells
+  of the dependent's pieces (queries) and the governor's pieces (keys), averaged over pairs;
+- block (sentence pairs only), Pande et al.'s block score: per query, the mean attention on its own
+  segment's tokens divided by the mean over all n tokens, times the row's entropy in nats;
+  averaged over queries. Segments come from the tokenizer's sequence ids (every architecture);
+  special tokens are no segment's keys, and as queries belong to the segment that follows them
+  (the last one at the end), as in Pande et al.'s code. Ideal attention spread over its own
+  segment scores (n / m) ln m for segments of m tokens (3.3 for two 3-token segments); uniform
+  attention scores ln n, not 1: the entropy factor rewards broad attention, as the paper intends.
 A head has a role when a one-sided t-test of mean(beta) > tau over N sentences gives p < 0.05.
 
-Dependency alignment: for relation r, the share of (dependent, governor) pairs where the head's
-largest word-level attention from the dependent (excluding itself; special tokens are not words)
-lands on the governor, and likewise from governor to dependent; next to the best fixed-offset
-baseline.
+Dependency alignment, both directions as Clark et al.: for relation r, the share of (dependent,
+governor) pairs where
+- "dep->gov": the word the dependent attends to most is its governor;
+- "gov->dep": the word attending most to the dependent is its governor;
+with word-level attention (sum over the target's pieces, mean over the source's), a word never
+counted as its own partner and special tokens not words. Next to the best fixed-offset baseline
+(governor = dependent + k), which is the same for both directions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,26 +39,58 @@ from .data import TextDataset
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
-from .syntax import Parse, parse, piece_to_word, word_attention
+from .syntax import Parse, parse, piece_to_word, word_attention, word_mean_attention
 
 ROLES = ("local", "delimiter", "syntactic", "block")
 RELATIONS = ("nsubj", "dobj", "amod", "advmod", "det", "prep", "pobj", "poss", "aux", "compound", "all")
 DIRECTIONS = ("dep->gov", "gov->dep")
 MAX_OFFSET = 5
+DEFINITIONS = "2"
+"""Version of the score definitions above, part of the cache key (2: Pande et al.'s block score,
+sequence-id segments, piece-averaged syntactic sieve, Clark et al.'s per-dependent direction)."""
+
+
+def token_segments(sequence_ids: Sequence[int | None]) -> np.ndarray:
+    """Segment of every token from a fast tokenizer's ``sequence_ids`` (-1 for special tokens)."""
+    return np.asarray([-1 if s is None else int(s) for s in sequence_ids], dtype=np.int64)
+
+
+def block_scores(attention: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Pande et al.'s block score per head (heads,) of one sentence pair; NaN without two non-empty segments.
+
+    ``attention`` (heads, n, n); ``segments`` (n,) from :func:`token_segments`.
+    """
+    heads, n, _ = attention.shape
+    present = np.unique(segments[segments >= 0])
+    if len(present) < 2:
+        return np.full(heads, np.nan)
+    query_segment = segments.copy()
+    following = present[-1]
+    for i in range(n - 1, -1, -1):
+        if segments[i] >= 0:
+            following = segments[i]
+        else:
+            query_segment[i] = following
+    own = segments[None, :] == query_segment[:, None]
+    rows = attention / np.clip(attention.sum(-1, keepdims=True), 1e-12, None)
+    own_mean = (rows * own).sum(-1) / own.sum(-1)
+    entropy = -(rows * np.log(np.clip(rows, 1e-12, None))).sum(-1)
+    return (own_mean * n * entropy).mean(-1)
 
 
 def sieve_scores(
     attention: np.ndarray,
     delimiter: np.ndarray,
-    word_attn: np.ndarray | None = None,
+    word_mean: np.ndarray | None = None,
     dependency_pairs: list[tuple[int, int]] | None = None,
     segments: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sieve scores (heads, 4) of one sentence in :data:`ROLES` order (NaN where undefined).
+    """Role scores (heads, 4) of one sentence in :data:`ROLES` order (NaN where undefined).
 
     ``attention`` (heads, n, n) over the n real tokens; ``delimiter`` (n,) marks [CLS]/separators;
-    ``word_attn`` (heads, W, W) word-level attention for the dependency pairs (dependent, governor);
-    ``segments`` (n,) segment ids for sentence pairs.
+    ``word_mean`` (heads, W, W) word-level attention averaged over both words' pieces
+    (:func:`pruning_core.syntax.word_mean_attention`) for the dependency pairs (dependent,
+    governor); ``segments`` (n,) from :func:`token_segments` for sentence pairs.
     """
     heads, n, _ = attention.shape
     scores = np.full((heads, len(ROLES)), np.nan)
@@ -59,16 +100,12 @@ def sieve_scores(
     scores[:, 0] = n * per_query.mean(-1)
     if delimiter.any():
         scores[:, 1] = n * attention[:, :, delimiter].mean(-1).mean(-1)
-    if word_attn is not None and dependency_pairs:
+    if word_mean is not None and dependency_pairs:
         dep = np.asarray([d for d, _ in dependency_pairs])
         gov = np.asarray([g for _, g in dependency_pairs])
-        scores[:, 2] = n * word_attn[:, dep, gov].mean(-1)
-    if segments is not None and len(np.unique(segments)) > 1:
-        same = segments[None, :] == segments[:, None]
-        own_mass = (attention * same).sum(-1)
-        own_share = same.sum(-1) / n
-        entropy = -(attention * np.log(np.clip(attention, 1e-12, None))).sum(-1) / np.log(n)
-        scores[:, 3] = (own_mass / own_share * entropy).mean(-1)
+        scores[:, 2] = n * word_mean[:, dep, gov].mean(-1)
+    if segments is not None:
+        scores[:, 3] = block_scores(attention, segments)
     return scores
 
 
@@ -101,29 +138,37 @@ def role_test(betas: np.ndarray, tau: float = 3.0) -> tuple[np.ndarray, np.ndarr
 
 
 def alignment_counts(word_attn: np.ndarray, pairs: list[tuple[int, int, str]]) -> dict[tuple[str, str], np.ndarray]:
-    """Per (relation, direction): hits per head (heads,) where the top-attended other word is the partner."""
+    """Per (relation, direction): hits per head (heads,) of Clark et al.'s two predictions of each dependent's governor.
+
+    "dep->gov": the other word the dependent attends to most; "gov->dep": the other word attending
+    most to the dependent. ``word_attn`` (heads, W, W) is word-level attention (source, target).
+    """
     heads, n_words, _ = word_attn.shape
     masked = word_attn.copy()
     masked[:, np.arange(n_words), np.arange(n_words)] = -np.inf
-    top = masked.argmax(-1)
+    most_attended = masked.argmax(-1)
+    most_attending = masked.argmax(-2)
     counts: dict[tuple[str, str], np.ndarray] = {}
     for dep, gov, rel in pairs:
         for relation in {rel, "all"}:
-            for direction, source, target in (("dep->gov", dep, gov), ("gov->dep", gov, dep)):
+            for direction, predicted in (("dep->gov", most_attended), ("gov->dep", most_attending)):
                 hits = counts.setdefault((relation, direction), np.zeros(heads))
-                hits += top[:, source] == target
+                hits += predicted[:, dep] == gov
     return counts
 
 
 def offset_counts(pairs: list[tuple[int, int, str]], n_words: int) -> dict[tuple[str, str], np.ndarray]:
-    """Per (relation, direction): hits of each fixed offset -MAX_OFFSET..MAX_OFFSET (0 excluded)."""
+    """Per (relation, direction): hits of "governor = dependent + k" for k = -MAX_OFFSET..MAX_OFFSET (0 excluded).
+
+    The fixed-offset prediction of a dependent's governor, the baseline of both directions.
+    """
     offsets = [k for k in range(-MAX_OFFSET, MAX_OFFSET + 1) if k != 0]
     counts: dict[tuple[str, str], np.ndarray] = {}
     for dep, gov, rel in pairs:
         for relation in {rel, "all"}:
-            for direction, source, target in (("dep->gov", dep, gov), ("gov->dep", gov, dep)):
+            for direction in DIRECTIONS:
                 hits = counts.setdefault((relation, direction), np.zeros(len(offsets)))
-                hits += np.asarray([target - source == k for k in offsets], dtype=float)
+                hits += np.asarray([gov - dep == k for k in offsets], dtype=float)
     return counts
 
 
@@ -182,6 +227,7 @@ def syntax_evidence(
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key(
         "syntax",
+        definitions=DEFINITIONS,
         model=lm.fingerprint,
         data=dataset.fingerprint,
         mask=mask_key(keep),
@@ -263,7 +309,7 @@ def _syntax_evidence(
         pieces = piece_to_word(offsets, list(~first | special), sentence.spans)
         dep_pairs = [(d, g, r) for d, g, r in sentence.pairs() if (pieces == d).any() and (pieces == g).any()]
         types = np.asarray(enc["token_type_ids"][i]) if "token_type_ids" in enc else None
-        segments = types if types is not None and pairs_text is not None else None
+        segments = token_segments(enc.sequence_ids(i)) if pairs_text is not None else None
         sentences.append((ids, types, pieces, dep_pairs, segments, len(sentence.words)))
     lengths = np.asarray([len(s[0]) for s in sentences])
     pad_id = lm.pad_id
@@ -296,7 +342,8 @@ def _syntax_evidence(
                 attn = weights[row, :, :n, :n]
                 words = word_attention(attn, pieces, n_words)
                 if i < betas.shape[0]:
-                    betas[i, layer, present] = sieve_scores(attn, delimiter, words, [(d, g) for d, g, _ in dep_pairs], segments)
+                    word_mean = word_mean_attention(attn, pieces, n_words)
+                    betas[i, layer, present] = sieve_scores(attn, delimiter, word_mean, [(d, g) for d, g, _ in dep_pairs], segments)
                 for (rel, direction), counts in alignment_counts(words, dep_pairs).items():
                     if rel in RELATIONS:
                         hits[(rel, direction)][layer, present] += counts

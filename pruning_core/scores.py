@@ -19,6 +19,7 @@ import torch
 from .batching import Encoded, collate, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
+from .gating import capture_context
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -180,7 +181,9 @@ def context_vectors(
 ) -> np.ndarray:
     """Each head's context vector (input of the attention output projection) at the chosen tokens.
 
-    Returns (layers, heads, tokens, d_h); absent heads are NaN.
+    Taken before the gates of ``keep`` act (:func:`pruning_core.gating.capture_context`): a gated-off
+    head's vector is what it computes on the gated model's hidden states, and no other caller's
+    hooks change what is recorded. Returns (layers, heads, tokens, d_h); absent heads are NaN.
     """
     report = progress or no_progress
     samples = np.asarray(sorted(positions))
@@ -192,16 +195,8 @@ def context_vectors(
         offsets[int(s)] = cursor
         cursor += len(positions[int(s)])
     pad_id = lm.pad_id
-    captured: list[torch.Tensor | None] = [None] * lm.num_layers
-    handles = []
-    for index, layer in enumerate(lm.adapter.layers(lm.model)):
-
-        def hook(module, args, index=index):
-            captured[index] = args[0].detach()
-
-        handles.append(lm.adapter.out_proj(layer).register_forward_pre_hook(hook))
     subset_batches = [samples[b] for b in length_batches(encoded.lengths[samples], max_tokens)]
-    try:
+    with capture_context(lm.model, lm.adapter, lm.kept_heads, lm.head_dim) as captured:
         for i, indices in enumerate(subset_batches):
             with torch.inference_mode(), lm.gated(keep):
                 lm.model(**collate(encoded, indices, pad_id, lm.device))
@@ -215,9 +210,6 @@ def context_vectors(
                     start = offsets[int(s)]
                     out[layer, present, start : start + len(pos)] = heads[row, pos].transpose(1, 0, 2)
             report((i + 1) / len(subset_batches), f"context vectors {i + 1}/{len(subset_batches)}")
-    finally:
-        for handle in handles:
-            handle.remove()
     return out
 
 

@@ -86,12 +86,29 @@ def piece_to_word(offsets: list[tuple[int, int]], special: list[bool], spans: li
     return result
 
 
-def word_attention(attention: np.ndarray, pieces: np.ndarray, n_words: int) -> np.ndarray:
-    """Token attention (..., T, T) to word level (..., W, W): sum over the target's pieces, mean over the source's."""
+def _piece_matrices(pieces: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, W) one-hot map of pieces to words, and the same with each word's column divided by its piece count."""
     one_hot = np.zeros((len(pieces), n_words), dtype=np.float64)
     valid = pieces >= 0
     one_hot[np.nonzero(valid)[0], pieces[valid]] = 1.0
     counts = one_hot.sum(0)
-    mean_rows = one_hot / np.where(counts > 0, counts, 1)
-    to_words = attention @ one_hot
-    return np.swapaxes(mean_rows, 0, 1) @ to_words
+    return one_hot, one_hot / np.where(counts > 0, counts, 1)
+
+
+def word_attention(attention: np.ndarray, pieces: np.ndarray, n_words: int) -> np.ndarray:
+    """Token attention (..., T, T) to word level (..., W, W): sum over the target's pieces, mean over the source's.
+
+    Rows stay distributions over words (Clark et al. 2019's merge), for "which word gets the most attention".
+    """
+    one_hot, mean_rows = _piece_matrices(pieces, n_words)
+    return np.swapaxes(mean_rows, 0, 1) @ (attention @ one_hot)
+
+
+def word_mean_attention(attention: np.ndarray, pieces: np.ndarray, n_words: int) -> np.ndarray:
+    """Token attention (..., T, T) to word level (..., W, W): mean over both the source's and the target's pieces.
+
+    The mean attention of the word pair's token cells, so uniform attention 1/T stays 1/T whatever
+    the piece counts (the sieve scores' scale).
+    """
+    _, mean_rows = _piece_matrices(pieces, n_words)
+    return np.swapaxes(mean_rows, 0, 1) @ attention @ mean_rows

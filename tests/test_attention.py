@@ -63,3 +63,78 @@ def test_statistics_of_pruned_model_mark_absent_heads(tiny_bert, sst2_small):
     stats = attention_statistics(pruned, sst2_small.subset(range(4)))
     assert np.isnan(stats.entropy[:, 1]).all() and np.isnan(stats.entropy[:, 0, 0]).all()
     assert not np.isnan(stats.entropy[:, 0, 1:]).any()
+
+
+def test_concurrent_attention_capture_equals_serial(tiny_bert, sst2_small):
+    """Four threads mixing attention maps, gated evaluations and attention statistics on one shared model.
+
+    Each caller's hooks record only its own forward passes, so no thread sees another's maps.
+    """
+    import threading
+
+    from pruning_core.cache import DiskCache
+    from pruning_core.evaluation import encode, forward_logits
+
+    lm = tiny_bert
+    rng = np.random.default_rng(1)
+    masks = [rng.random(lm.shape) > 0.3 for _ in range(4)]
+    texts = [" ".join(["word"] * (3 + 4 * i)) + " ." for i in range(4)]
+    subsets = [sst2_small.subset(range(4 * i, 4 * i + 6)) for i in range(4)]
+    no_cache = DiskCache(enabled=False)
+    encoded = encode(lm, sst2_small)
+
+    def attention_map(i: int) -> np.ndarray:
+        return attention_maps(lm, [texts[i]], scheme=masks[i])[0].attention
+
+    def statistics(i: int) -> np.ndarray:
+        return attention_statistics(lm, subsets[i], masks[i], cache=no_cache, max_tokens=64).profiles
+
+    def evaluation(i: int) -> np.ndarray:
+        return forward_logits(lm, encoded, masks[i], max_tokens=256, compact=False)
+
+    operations = (attention_map, evaluation, statistics)
+    serial = {(op.__name__, i): op(i) for op in operations for i in range(4)}
+    rounds = 15
+    results: list[tuple[str, int, np.ndarray]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker(i: int) -> None:
+        try:
+            start.wait()
+            for r in range(rounds):
+                op = operations[(i + r) % len(operations)]
+                results.append((op.__name__, i, op(i)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 4 * rounds
+    wrong = [
+        (name, i)
+        for name, i, out in results
+        if out.shape != serial[(name, i)].shape or not np.allclose(out, serial[(name, i)], atol=1e-6, equal_nan=True)
+    ]
+    assert not wrong, wrong
+    assert sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in lm.eager_model().modules()) == 0
+
+
+def test_nested_captures_both_record_and_leave_no_hooks(tiny_bert):
+    import torch
+
+    from pruning_core.attention import capture_attention
+
+    lm = tiny_bert
+    model = lm.eager_model()
+    enc = lm.tokenizer("a good film .", return_tensors="pt")
+    with torch.inference_mode(), capture_attention(lm, model) as outer:
+        with capture_attention(lm, model) as inner:
+            model(**enc)
+        assert all(torch.equal(a, b) for a, b in zip(outer, inner))
+    assert all(w is not None and w.shape[-1] == enc["input_ids"].shape[1] for w in outer)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0

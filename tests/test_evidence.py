@@ -68,15 +68,6 @@ def test_cls_head_gets_delimiter_role():
     assert p[1, ROLES.index("delimiter")] > 0.05
 
 
-def test_uniform_attention_scores_one():
-    n = 12
-    uniform = np.full((1, n, n), 1 / n)
-    delimiter = np.zeros(n, dtype=bool)
-    delimiter[0] = True
-    scores = sieve_scores(uniform, delimiter, np.full((1, n, n), 1 / n), [(1, 2), (3, 2)], np.repeat([0, 1], n // 2))
-    assert np.allclose(scores, 1.0)
-
-
 def _profiles(maker, samples: int = 20) -> np.ndarray:
     rows = []
     for _ in range(samples):

@@ -120,3 +120,75 @@ def test_concurrent_gated_evaluation_equals_serial(tiny_bert, sst2_small):
         for out in results[i]:
             assert np.abs(out - serial[i]).max() <= 1e-6
     assert _all_hooks(lm.model) == 0
+
+
+def test_similarity_under_a_scheme_ignores_other_callers_hooks(tiny_bert, sst2_small):
+    """Context vectors for CKA are taken before the caller's own gates, whatever else is installed.
+
+    Alone, nested in another gated block, and while another thread runs gated evaluations, a gated
+    head's similarity is the same (and not the 0 of a zeroed context).
+    """
+    from pruning_core.cache import DiskCache
+    from pruning_core.scores import head_similarity
+
+    lm = tiny_bert
+    keep = np.ones(lm.shape, dtype=bool)
+    keep[1, 2] = False
+    other = np.ones(lm.shape, dtype=bool)
+    other[0, 0] = False
+    no_cache = DiskCache(enabled=False)
+
+    def similarity():
+        return head_similarity(lm, sst2_small, keep, tokens=300, cache=no_cache)
+
+    alone = similarity()
+    assert alone.score[1, 2] > 0.05, "a gated head's vectors are its own output, not zeros"
+    with lm.gated(other):
+        nested = similarity()
+    encoded = encode(lm, sst2_small)
+    installed, stop = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_caller() -> None:
+        try:
+            with lm.gated(other):
+                installed.set()
+                while not stop.is_set():
+                    forward_logits(lm, encoded, other, max_tokens=256, compact=False)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            installed.set()
+
+    thread = threading.Thread(target=other_caller)
+    thread.start()
+    installed.wait()
+    try:
+        concurrent = similarity()
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    for result in (nested, concurrent):
+        assert np.allclose(result.cka, alone.cka, atol=1e-6, equal_nan=True)
+        assert np.allclose(result.score, alone.score, atol=1e-6, equal_nan=True)
+    assert _all_hooks(lm.model) == 0
+
+
+def test_context_capture_is_taken_before_the_callers_gates(tiny_bert, sst2_small):
+    from pruning_core.evaluation import collate
+    from pruning_core.gating import capture_context
+
+    lm = tiny_bert
+    batch = collate(encode(lm, sst2_small), np.arange(6), lm.pad_id, lm.device)
+    keep = np.ones(lm.shape, dtype=bool)
+    keep[0, :] = False
+
+    def capture(gates):
+        with torch.inference_mode(), lm.gated(gates), capture_context(lm.model, lm.adapter, lm.kept_heads, lm.head_dim) as captured:
+            lm.model(**batch)
+        return captured
+
+    plain, gated = capture(None), capture(keep)
+    assert torch.equal(plain[0], gated[0]) and gated[0].abs().sum() > 0, "layer 0's gated-off heads keep their own vectors"
+    assert not torch.allclose(plain[1], gated[1]), "layer 1 sees the gated layer 0"
+    assert _all_hooks(lm.model) == 0
