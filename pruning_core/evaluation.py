@@ -54,7 +54,7 @@ def encode(lm: LoadedModel, dataset: TextDataset, max_length: int | None = None)
     max_length = max_length or default_max_length(lm)
     key = (dataset.fingerprint, max_length)
     cached = lm.encodings.get(key)
-    if cached is not None:
+    if cached is not None and len(cached) == len(dataset):
         return cached
     labels = dataset.label_ids(lm.label2id, lm.num_labels)
     texts = list(dataset.texts)
@@ -253,6 +253,9 @@ def _logits(
     data_key = f"{dataset.fingerprint}:{encoded.max_length}"
     store = prefix_store(lm)
     prefix, start = store.best(data_key, keep)
+    if prefix is not None and len(prefix.logits) != len(encoded):
+        store.clear()
+        prefix, start = None, 0
     if start == 0 and not remember:
         return forward_logits(lm, encoded, gates, progress, max_tokens)
     try:
@@ -318,7 +321,7 @@ def evaluate(
     key = cache_key(
         "eval", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_length=encoded.max_length, precision=lm.precision
     )
-    hit = cache.get(key)
+    hit = cache.get(key, shapes={"logits": (len(encoded), lm.num_labels), "full_preds": (len(encoded),)})
     started = time.perf_counter()
     if hit is not None:
         arrays, _ = hit
