@@ -136,7 +136,9 @@ class DiskCache:
         buffer = io.BytesIO()
         np.savez(buffer, __meta__=np.array(meta_json), __checksum__=np.array(_checksum(payload, meta_json)), **payload)
         if buffer.tell() > self.max_bytes:
-            self.last_error = f"A result of {buffer.tell() / 2**20:.0f} MiB is larger than the cache limit (BHPVAS_CACHE_MAX_GB); it was not saved."
+            self.last_error = (
+                f"A result of {buffer.tell() / 2**20:.0f} MiB is larger than the cache limit (BHPVAS_CACHE_MAX_GB); it was not saved."
+            )
             if strict:
                 raise CacheError(self.last_error)
             return False

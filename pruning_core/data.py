@@ -205,7 +205,7 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
                 if not isinstance(row, dict):
                     raise DataError(
                         f"{name}: element {index} of the JSON array is {_json_kind(row)}, not an object with named fields. "
-                        "Every element must be an object like {\"text\": ..., \"label\": ...}."
+                        'Every element must be an object like {"text": ..., "label": ...}.'
                     )
             rows = data
         else:
@@ -234,7 +234,9 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
     header = [h.strip() for h in header]
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        raise DataError(f"{name} has more than one column named {', '.join(map(repr, repeated))}. Rename them so every column name is unique.")
+        raise DataError(
+            f"{name} has more than one column named {', '.join(map(repr, repeated))}. Rename them so every column name is unique."
+        )
     if len(header) < 2:
         other = "comma" if fmt == "tsv" else "tab"
         raise DataError(

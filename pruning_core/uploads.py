@@ -67,7 +67,9 @@ class UploadSession:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             reason = "the server's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise DataError(f"Could not store the upload {name!r}: {reason}. Nothing was saved; try again later or use a smaller file.") from None
+            raise DataError(
+                f"Could not store the upload {name!r}: {reason}. Nothing was saved; try again later or use a smaller file."
+            ) from None
         return path
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ def test_a_superscript_digit_label_is_a_name_not_a_crash(capsys, tiny_bert_dir, 
 )
 def test_scheme_layer_counts_that_are_not_whole_numbers_are_refused(layers, phrase, capsys, tiny_bert_dir, tmp_path):
     path = tmp_path / "scheme.json"
-    path.write_text('{"num_layers": %s, "num_heads": 4, "pruned": [[0, 1]]}' % layers)
+    path.write_text(f'{{"num_layers": {layers}, "num_heads": 4, "pruned": [[0, 1]]}}')
     with pytest.raises(SchemeError, match=phrase):
         Scheme.from_file(path)
     code, err = cli(capsys, "evaluate", "--model", str(tiny_bert_dir), "--max-rows", "4", "--scheme", str(path), "--no-progress")
@@ -175,7 +175,11 @@ def pruned_dir(tiny_bert, tmp_path_factory):
 
 @pytest.mark.parametrize(
     "kept, phrase",
-    [([[0, 2, 3], [0, 1, 3]], "for 2 layers"), ([[0, 2, 3], [0, 0, 3], [0, 1, 2, 3]], "names a head twice"), ([[0, 2, 3], [0, 1, 9], [0, 1, 2, 3]], "outside")],
+    [
+        ([[0, 2, 3], [0, 1, 3]], "for 2 layers"),
+        ([[0, 2, 3], [0, 0, 3], [0, 1, 2, 3]], "names a head twice"),
+        ([[0, 2, 3], [0, 1, 9], [0, 1, 2, 3]], "outside"),
+    ],
 )
 def test_a_damaged_head_map_is_refused(kept, phrase, pruned_dir, tmp_path):
     from pruning_core.loading import PRUNING_FILE
@@ -198,7 +202,7 @@ def test_a_damaged_head_map_is_refused(kept, phrase, pruned_dir, tmp_path):
         ("two-labels.csv", b"text,label,label\nfine,1,0\n", "more than one column named 'label'"),
         ("mixed.json", b'[{"text": "fine", "label": 1}, "stray", 5]', "element 1 of the JSON array is a str"),
         ("twice.jsonl", b'{"text": "a", "label": 1, "label": 0}\n', "more than once"),
-        ("not-array.json", b'[1, 2]', "element 0 of the JSON array"),
+        ("not-array.json", b"[1, 2]", "element 0 of the JSON array"),
     ],
 )
 def test_data_that_would_be_read_wrongly_is_refused(name, raw, phrase, tmp_path):
