@@ -142,7 +142,7 @@ class DiskCache:
             if strict:
                 raise CacheError(self.last_error)
             return False
-        tmp = self.root / temp_name(".npz")
+        tmp = self.root / temp_name()
         target = self.path(key)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,7 @@ class DiskCache:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
             self.last_error = (
                 f"Could not write to the cache at {self.root}: {reason}. Results were computed but not saved "
@@ -185,7 +185,7 @@ class DiskCache:
     def _entries(self) -> list[tuple[float, Path, int]]:
         found = []
         if self.root.is_dir():
-            for path in self.root.glob("*.npz"):
+            for path in self.root.glob("[!.]*.npz"):
                 with suppress(OSError):
                     info = path.stat()
                     found.append((info.st_mtime, path, info.st_size))
@@ -208,7 +208,7 @@ class DiskCache:
         """Delete every entry; returns how many were removed."""
         count = 0
         if self.root.exists():
-            for path in self.root.glob("*.npz"):
+            for path in self.root.glob("[!.]*.npz"):
                 _remove(path)
                 count += 1
         with _USAGE_LOCK:

@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from .cache import default_cache_dir, sweep_temporary, temp_name
@@ -65,7 +66,8 @@ class UploadSession:
                     os.fsync(handle.fileno())
                 os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
             reason = "the server's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise DataError(
                 f"Could not store the upload {name!r}: {reason}. Nothing was saved; try again later or use a smaller file."
