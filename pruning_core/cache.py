@@ -43,7 +43,7 @@ Shape = Sequence[int | None]
 
 
 def cache_max_bytes() -> int:
-    """``$BHPVAS_CACHE_MAX_GB`` (default 20) in bytes; 0 keeps nothing on disk."""
+    """``$BHPVAS_CACHE_MAX_GB`` (default 20) in bytes; 0 turns the disk cache off."""
     return int(env_number("BHPVAS_CACHE_MAX_GB", DEFAULT_MAX_GB, minimum=0) * 2**30)
 
 
@@ -75,8 +75,8 @@ class DiskCache:
 
     def __init__(self, root: str | Path | None = None, enabled: bool = True, max_bytes: int | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
-        self.enabled = enabled
         self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+        self.enabled = enabled and self.max_bytes > 0
         self.last_error: str | None = None
         if enabled:
             _sweep_once(self.root)

@@ -41,9 +41,15 @@ def runs_root() -> Path:
     return default_cache_dir() / "pruned"
 
 
-def new_run_folder(root: str | Path | None = None) -> Path:
-    """A fresh, not yet existing folder name under ``root`` (default :func:`runs_root`) for one run."""
+def new_run_folder(root: str | Path | None = None, sweep: bool = True) -> Path:
+    """A fresh, not yet existing folder name under ``root`` (default :func:`runs_root`) for one run.
+
+    With ``sweep``, old runs under ``root`` are removed first (:func:`sweep_runs`), so the folder
+    stays bounded however many runs there are.
+    """
     base = Path(root) if root is not None else runs_root()
+    if sweep:
+        sweep_runs(base)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return base / f"{stamp}-{secrets.token_hex(6)}"
 

@@ -24,7 +24,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 def user_path(path: str | os.PathLike, error: type[BhpvasError] = DataError) -> Path:
     """``path`` expanded and resolved (symbolic links followed); a NUL byte or an empty path is refused."""
-    text = os.fspath(path).strip() if not isinstance(path, Path) else str(path)
+    text = str(os.fspath(path)).strip()
     if not text:
         raise error("No file was named; give the path of a file.")
     if "\x00" in text:

@@ -190,22 +190,28 @@ def test_two_runs_get_their_own_report_folders(tiny_bert, sst2_small, isolated_c
     assert "model/model.safetensors" in names and b'"first"' in files["report.json"], "downloads outlive the folder"
 
 
-def test_a_failed_report_keeps_the_earlier_one(tiny_bert, sst2_small, tmp_path, monkeypatch):
-    from pruning_core import report as report_module
+@pytest.mark.parametrize("failure", ["crash", "disk full"])
+def test_a_failed_report_keeps_the_earlier_one(failure, tiny_bert, sst2_small, tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+
+    from pruning_core.report import pruning_report
 
     scheme = Scheme(3, 4, frozenset({(0, 1)}))
     out = tmp_path / "outputs" / "report"
-    report_module.pruning_report(tiny_bert, sst2_small.subset(range(6), "earlier"), scheme, out, batch_sizes=(1,), seq_lens=(8,), repeats=1)
+    pruning_report(tiny_bert, sst2_small.subset(range(6), "earlier"), scheme, out, batch_sizes=(1,), seq_lens=(8,), repeats=1)
     before = (out / "report.json").read_bytes()
 
     def broken(*args, **kwargs):
-        raise RuntimeError("crash while saving")
+        if failure == "crash":
+            raise RuntimeError("crash while saving")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(report_module, "save_pruned", broken)
-    with pytest.raises(RuntimeError, match="crash while saving"):
-        report_module.pruning_report(
-            tiny_bert, sst2_small.subset(range(6), "later"), scheme, out, batch_sizes=(1,), seq_lens=(8,), repeats=1
-        )
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    expected = (RuntimeError, "crash while saving") if failure == "crash" else (OutputError, "the disk is full.*what was there before is kept")
+    with pytest.raises(expected[0], match=expected[1]):
+        pruning_report(tiny_bert, sst2_small.subset(range(6), "later"), scheme, out, batch_sizes=(1,), seq_lens=(8,), repeats=1)
     assert (out / "report.json").read_bytes() == before and (out / "model" / "model.safetensors").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["report"]
 
