@@ -209,7 +209,9 @@ def test_a_failed_report_keeps_the_earlier_one(failure, tiny_bert, sst2_small, t
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(safetensors.torch, "save_file", broken)
-    expected = (RuntimeError, "crash while saving") if failure == "crash" else (OutputError, "the disk is full.*what was there before is kept")
+    expected = (
+        (RuntimeError, "crash while saving") if failure == "crash" else (OutputError, "the disk is full.*what was there before is kept")
+    )
     with pytest.raises(expected[0], match=expected[1]):
         pruning_report(tiny_bert, sst2_small.subset(range(6), "later"), scheme, out, batch_sizes=(1,), seq_lens=(8,), repeats=1)
     assert (out / "report.json").read_bytes() == before and (out / "model" / "model.safetensors").exists()
