@@ -33,7 +33,8 @@ MARKERS = ("report.json", "bhpvas_pruning.json")
 """Files that mark a folder as an earlier bhpvas output, which a new run may replace."""
 DEFAULT_TTL_HOURS = 24.0
 DEFAULT_MAX_GB = 5.0
-_RUN_NAME = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{12}$")
+_RUN_NAME = re.compile(r"^(\d{8}-\d{6}-[0-9a-f]{12}|[0-9a-f]{16})$")
+"""Run folders of :func:`new_run_folder`, and the model-and-scheme folders of earlier versions."""
 
 
 def runs_root() -> Path:

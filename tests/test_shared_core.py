@@ -228,8 +228,11 @@ def test_sweep_keeps_runs_under_the_size_bound_newest_first(tmp_path):
         os.utime(folder, (time.time() - age * 60, time.time() - age * 60))
         runs.append(folder)
     (root / "someone-elses").mkdir()
+    legacy = root / "0123456789abcdef"
+    legacy.mkdir()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
     removed = sweep_runs(root, ttl_hours=1, max_bytes=2500)
-    assert removed == [runs[0]] and runs[1].exists() and runs[2].exists() and (root / "someone-elses").exists()
+    assert removed == [legacy, runs[0]] and runs[1].exists() and runs[2].exists() and (root / "someone-elses").exists()
     assert sorted(sweep_runs(root, ttl_hours=1 / 120)) == sorted(runs[1:])
 
 
