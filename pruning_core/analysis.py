@@ -23,6 +23,7 @@ from .cache import CODE_VERSION, DiskCache, cache_key, cached_part, single_fligh
 from .data import TextDataset
 from .errors import BhpvasError
 from .loading import LoadedModel
+from .oom import halving_retry
 from .progress import ProgressFn, no_progress, scaled
 from .roles import RELATIONS, ROLES, Alignment, Roles, syntax_evidence
 from .scores import Importance, Similarity, head_importance, head_map, head_similarity, stability
@@ -258,6 +259,10 @@ def load_bundle(folder: str | Path) -> AnalysisBundle:
         ) from None
 
 
+ATTENTION_TOKENS = 2048
+"""Padded tokens per batch of the attention statistics; halved on out-of-memory (results do not depend on it)."""
+
+
 def analyze(
     lm: LoadedModel,
     dataset: TextDataset,
@@ -286,7 +291,17 @@ def _analyze(
         timings[name] = round(time.perf_counter() - began, 3)
         return value
 
-    stats = timed("attention_statistics", 0.0, 0.25, lambda p: attention_statistics(lm, dataset, progress=p, cache=cache))
+    stats = timed(
+        "attention_statistics",
+        0.0,
+        0.25,
+        lambda p: halving_retry(
+            lambda budget: attention_statistics(lm, dataset, progress=p, cache=cache, max_tokens=budget),
+            ATTENTION_TOKENS,
+            device=lm.device,
+            what="the attention statistics",
+        ),
+    )
     importance = timed("importance", 0.25, 0.5, lambda p: head_importance(lm, dataset, progress=p, cache=cache))
     similarity = timed(
         "similarity",

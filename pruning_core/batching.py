@@ -73,7 +73,7 @@ def encode(lm: LoadedModel, dataset: TextDataset, max_length: int | None = None)
     key = (dataset.fingerprint, max_length)
     memo = token_memo(lm)
     cached = memo.get(key)
-    if cached is not None:
+    if cached is not None and len(cached) == len(dataset):
         return cached
     labels = dataset.label_ids(lm.label2id, lm.num_labels)
     texts = list(dataset.texts)

@@ -156,8 +156,20 @@ def _load(args: argparse.Namespace):
 
 def _dataset(args: argparse.Namespace):
     from .data import load_dataset
+    from .errors import DataError
+    from .policy import SourcePolicy
 
-    return load_dataset(args.data, args.text_column, args.text_pair_column, args.label_column, split=args.split, max_rows=args.max_rows)
+    if args.max_rows is not None and args.max_rows < 1:
+        raise DataError(f"--max-rows must be at least 1, not {args.max_rows}.")
+    return load_dataset(
+        args.data,
+        args.text_column,
+        args.text_pair_column,
+        args.label_column,
+        split=args.split,
+        max_rows=args.max_rows,
+        policy=SourcePolicy.from_env(),
+    )
 
 
 def _scheme(args: argparse.Namespace, lm):
@@ -200,12 +212,16 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
     from .efficiency import compare_efficiency, count_parameters, encoder_macs, paired_efficiency
+    from .outputs import atomic_folder, check_target
     from .pruning import prune_heads, save_pruned
 
+    out = Path(args.out)
+    check_target(out)
     lm = _load(args)
     scheme = _scheme(args, lm)
     pruned = prune_heads(lm, scheme)
-    out = save_pruned(pruned, args.out)
+    with atomic_folder(out) as staging:
+        save_pruned(pruned, staging)
     result: dict[str, Any] = {
         "model": args.model,
         "out": str(out),
@@ -298,8 +314,13 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from .errors import BhpvasError
+    from .outputs import check_target
     from .report import pruning_report
 
+    if args.repeats < 1:
+        raise BhpvasError(f"--repeats must be at least 1 (timed runs per latency cell), not {args.repeats}.")
+    check_target(Path(args.out))
     lm = _load(args)
     dataset = _dataset(args)
     scheme = _scheme(args, lm)

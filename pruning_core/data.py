@@ -12,11 +12,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import DataError
+from .safe_files import read_user_file
+
+if TYPE_CHECKING:
+    from .policy import SourcePolicy
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 SST2_DIR = ASSETS / "sst2"
@@ -46,7 +50,8 @@ class TextDataset:
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            object.__setattr__(self, "fingerprint", _fingerprint(self.texts, self.text_pairs, self.labels))
+            fingerprint = _fingerprint(self.texts, self.text_pairs, self.labels, self.text_columns, self.label_column)
+            object.__setattr__(self, "fingerprint", fingerprint)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -73,17 +78,30 @@ class TextDataset:
         return map_labels(self.labels, label2id, num_labels)
 
 
-def _fingerprint(texts: Sequence[str], pairs: Sequence[str] | None, labels: Sequence[Any]) -> str:
+def _fingerprint(
+    texts: Sequence[str], pairs: Sequence[str] | None, labels: Sequence[Any], text_columns: Sequence[str] = (), label_column: str = ""
+) -> str:
+    """Content hash that tells any two different datasets apart (cache keys depend on it).
+
+    Every field is length-prefixed, so no text can imitate a separator or a row boundary; the
+    header records the row count, whether the data are sentence pairs and the columns used, and
+    each label is hashed with its type (``1`` and ``"1"`` differ).
+    """
     digest = hashlib.sha256()
+    header = {"format": 2, "rows": len(texts), "pairs": pairs is not None, "text_columns": list(text_columns), "label_column": label_column}
+    _hash_field(digest, json.dumps(header, sort_keys=True).encode())
     for i, text in enumerate(texts):
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x1f")
+        _hash_field(digest, text.encode("utf-8", "surrogatepass"))
         if pairs is not None:
-            digest.update(pairs[i].encode("utf-8"))
-        digest.update(b"\x1e")
-        digest.update(repr(labels[i]).encode("utf-8"))
-        digest.update(b"\x1d")
-    return digest.hexdigest()[:20]
+            _hash_field(digest, pairs[i].encode("utf-8", "surrogatepass"))
+        label = labels[i]
+        _hash_field(digest, f"{type(label).__name__}:{label!r}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:24]
+
+
+def _hash_field(digest: Any, data: bytes) -> None:
+    digest.update(len(data).to_bytes(8, "little"))
+    digest.update(data)
 
 
 def _as_int(value: Any) -> int | None:
@@ -95,7 +113,9 @@ def _as_int(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.lstrip("-").isdigit():
+        digits = stripped[1:] if stripped.startswith("-") else stripped
+        # isdigit() also accepts characters such as "²" that int() refuses; only ASCII digits are ids.
+        if digits.isascii() and digits.isdigit():
             return int(stripped)
     return None
 
@@ -144,18 +164,12 @@ def map_labels(labels: Sequence[Any], label2id: Mapping[str, int], num_labels: i
     return ids
 
 
-def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise DataError(f"Data file {path} does not exist. Check the path.")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give a CSV, TSV or JSONL file.")
-    size = path.stat().st_size
-    if size == 0:
-        raise DataError(f"Data file {path.name} is empty. It needs a header row and at least one labelled row.")
-    if size > MAX_FILE_BYTES:
-        raise DataError(f"Data file {path.name} is {size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB.")
-    raw = path.read_bytes()
-    return decode_bytes(raw, path.name)
+def _read_text(path: str | Path, policy: SourcePolicy | None = None, always_allowed: tuple[Path, ...] = ()) -> str:
+    raw = read_user_file(path, policy, MAX_FILE_BYTES, always_allowed)
+    name = Path(str(path)).name
+    if not raw:
+        raise DataError(f"Data file {name} is empty. It needs a header row and at least one labelled row.")
+    return decode_bytes(raw, name)
 
 
 def decode_bytes(raw: bytes, name: str) -> str:
@@ -182,16 +196,24 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
         stripped = text.lstrip()
         if stripped.startswith("["):
             try:
-                data = json.loads(stripped)
+                data = json.loads(stripped, object_pairs_hook=_unique_keys(name))
             except json.JSONDecodeError as exc:
                 raise DataError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}.") from None
-            rows = [r for r in data if isinstance(r, dict)]
+            if not isinstance(data, list):
+                raise DataError(f"{name} is not a JSON array of objects.")
+            for index, row in enumerate(data):
+                if not isinstance(row, dict):
+                    raise DataError(
+                        f"{name}: element {index} of the JSON array is {_json_kind(row)}, not an object with named fields. "
+                        'Every element must be an object like {"text": ..., "label": ...}.'
+                    )
+            rows = data
         else:
             for lineno, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = json.loads(line, object_pairs_hook=_unique_keys(f"{name} line {lineno}"))
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{name} line {lineno} is not valid JSON ({exc.msg}). Each line must be one JSON object.") from None
                 if not isinstance(row, dict):
@@ -210,6 +232,11 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
     except csv.Error as exc:
         raise DataError(f"{name} could not be parsed as {fmt.upper()}: {exc}.") from None
     header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(
+            f"{name} has more than one column named {', '.join(map(repr, repeated))}. Rename them so every column name is unique."
+        )
     if len(header) < 2:
         other = "comma" if fmt == "tsv" else "tab"
         raise DataError(
@@ -229,6 +256,40 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
     if not rows:
         raise DataError(f"{name} has a header but no data rows.")
     return header, rows
+
+
+def _unique_keys(where: str):
+    """A JSON object hook that refuses an object naming one field twice (JSON would keep the last)."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise DataError(f"{where}: an object has the field {', '.join(map(repr, repeated))} more than once. Keep one.")
+        return dict(pairs)
+
+    return build
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__} ({str(value)[:30]!r})"
+
+
+def _text_value(value: Any, row: int, column: str, name: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise DataError(
+            f"Row {row} of {name}: the text column {column!r} holds {_json_kind(value)}, not a text. "
+            "Put the text itself in that field, or choose another text column."
+        )
+    return str(value)
 
 
 def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str], role: str, name: str) -> str | None:
@@ -284,11 +345,11 @@ def dataset_from_rows(
         label = row.get(label_col)
         if label is None or (isinstance(label, str) and not label.strip()):
             raise DataError(f"Row {i} of {name} has no value in label column {label_col!r}. Fill it in or drop the row.")
-        text = row.get(text_col)
-        texts.append("" if text is None else str(text))
+        if isinstance(label, (dict, list)):
+            raise DataError(f"Row {i} of {name}: the label column {label_col!r} holds {_json_kind(label)}; a label is a class id or name.")
+        texts.append(_text_value(row.get(text_col), i, text_col, name))
         if pairs is not None:
-            pair = row.get(pair_col)
-            pairs.append("" if pair is None else str(pair))
+            pairs.append(_text_value(row.get(pair_col), i, pair_col, name))
         labels.append(label.strip() if isinstance(label, str) else label)
     notices = []
     empty = sum(1 for t in texts if not t.strip())
@@ -337,6 +398,13 @@ def file_columns(raw: bytes, filename: str) -> list[str]:
     return columns
 
 
+def columns_of_file(path: str | Path, policy: SourcePolicy | None = None, always_allowed: tuple[Path, ...] = ()) -> list[str]:
+    """The column names of a data file on the server, read through :func:`read_user_file`
+    (policy, regular-file and size checks first), for the app's "File on the server"."""
+    name = Path(str(path)).name
+    return file_columns(read_user_file(path, policy, MAX_FILE_BYTES, always_allowed), name)
+
+
 def _load_hub(source: str, split: str, text_column, text_pair_column, label_column) -> TextDataset:
     try:
         import datasets  # type: ignore[import-not-found]
@@ -370,12 +438,16 @@ def load_dataset(
     label_column: str | None = None,
     split: str = "validation",
     max_rows: int | None = None,
+    policy: SourcePolicy | None = None,
+    always_allowed: tuple[Path, ...] = (),
 ) -> TextDataset:
     """Load a labelled dataset.
 
     ``source`` is ``sst2`` (bundled GLUE SST-2 dev, the default evaluation set), ``sst2:train``,
     a path to a CSV/TSV/JSONL file, or a hub dataset id (needs a network and ``datasets``).
-    Columns are inferred when unambiguous; otherwise name them.
+    Columns are inferred when unambiguous; otherwise name them. A file is read through
+    :func:`~pruning_core.safe_files.read_user_file`: with ``policy`` its data roots apply
+    (``always_allowed``: e.g. the upload folder).
     """
     key = str(source).strip()
     if key.lower() in BUNDLED:
@@ -390,11 +462,13 @@ def load_dataset(
             label_column=dataset.label_column,
         )
     else:
+        if "\x00" in key:
+            raise DataError("The data path contains a NUL byte, which no file name can hold; check the path.")
         path = Path(key).expanduser()
         looks_like_path = path.suffix.lower() in (".csv", ".tsv", ".tab", ".jsonl", ".json", ".ndjson", ".txt")
         if path.exists() or looks_like_path or key.startswith((".", "/", "~")):
             fmt = _format_of(path.name)
-            columns, rows = _rows_from_text(_read_text(path), fmt, path.name)
+            columns, rows = _rows_from_text(_read_text(path, policy, always_allowed), fmt, path.name)
             dataset = dataset_from_rows(rows, columns, path.name, text_column, text_pair_column, label_column)
         else:
             dataset = _load_hub(key, split, text_column, text_pair_column, label_column)

@@ -21,3 +21,11 @@ class SchemeError(BhpvasError):
 
 class CacheError(BhpvasError):
     """A cache entry could not be written (for example the disk is full)."""
+
+
+class OutOfMemory(BhpvasError):
+    """The device ran out of memory even with the smallest batches."""
+
+
+class OutputError(BhpvasError):
+    """An output (pruned model, report, upload) could not be written; what was there before is kept."""

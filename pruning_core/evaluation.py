@@ -162,6 +162,9 @@ def _logits(
     data_key = f"{dataset.fingerprint}:{encoded.max_length}"
     store = prefix_store(lm)
     prefix, start = store.best(data_key, keep)
+    if prefix is not None and len(prefix.logits) != len(encoded):
+        store.clear()
+        prefix, start = None, 0
     if start == 0 and not remember:
         return forward_logits(lm, encoded, gates, progress, max_tokens)
     try:
@@ -207,7 +210,7 @@ def evaluate(
     key = cache_key(
         "eval", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_length=encoded.max_length, precision=lm.precision
     )
-    hit = cache.get(key)
+    hit = cache.get(key, shapes={"logits": (len(encoded), lm.num_labels), "full_preds": (len(encoded),)})
     started = time.perf_counter()
     if hit is not None:
         arrays, _ = hit

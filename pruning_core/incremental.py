@@ -23,6 +23,7 @@ from .batching import Encoded, collate, default_max_tokens, length_batches
 from .fastpath import compact_model, supports_compact
 from .loading import LoadedModel
 from .lru import LRUCache
+from .oom import halving_retry
 from .progress import ProgressFn, no_progress
 from .settings import env_number
 
@@ -91,15 +92,31 @@ def run_with_prefix(
     """Logits of ``keep`` and its own prefix states, starting from ``prefix`` where it can.
 
     Without ``prefix`` every layer runs (one forward pass, recording the states). Binary masks run
-    compact (:mod:`pruning_core.fastpath`), other gates through the gated model.
+    compact (:mod:`pruning_core.fastpath`), other gates through the gated model. When the device
+    runs out of memory, the prefix is dropped and every layer runs again with half the batch
+    budget (see :func:`pruning_core.oom.halving_retry`).
     """
+    budget = max_tokens or default_max_tokens(lm.device)
+    attempts = iter((prefix,))
+
+    def attempt(tokens: int) -> PrefixStates:
+        # The first try may start from the prefix (whose batches are fixed); retries start afresh.
+        return _run_once(lm, encoded, keep, next(attempts, None), tokens, progress)
+
+    minimum = int(encoded.lengths.max()) if len(encoded) else 1
+    return halving_retry(attempt, budget, minimum, lm.device, "an incremental evaluation")
+
+
+def _run_once(
+    lm: LoadedModel, encoded: Encoded, keep: np.ndarray, prefix: PrefixStates | None, max_tokens: int, progress: ProgressFn | None
+) -> PrefixStates:
     report = progress or no_progress
     compact = compact_model(lm, keep) if supports_compact(lm, keep) else None
     layers = compact.layers if compact is not None else lm.adapter.layers(lm.model)
     start = first_changed_layer(prefix.keep, keep) if prefix is not None else 0
     if prefix is not None and start == len(layers):
         return prefix
-    batches = prefix.batches if prefix is not None else length_batches(encoded.lengths, max_tokens or default_max_tokens(lm.device))
+    batches = prefix.batches if prefix is not None else length_batches(encoded.lengths, max_tokens)
     pad_id = lm.pad_id
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     inputs: list[list[torch.Tensor]] = []

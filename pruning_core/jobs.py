@@ -7,6 +7,13 @@ through a ``wait`` callback, how many jobs are ahead of them. A thread that alre
 may nest heavy jobs without waiting (no self-deadlock). An exception in a job, or in the wait
 callback, releases or gives up the place.
 
+One waiting job per owner (a session): a job given an ``owner`` that already has a job waiting
+takes that job's place in line, and the earlier one stops waiting with :class:`JobCancelled`
+(a session that reruns or asks for something else never queues a pile of work; a job that is
+already running is not affected). :meth:`JobGate.cancel` withdraws an owner's waiting job.
+Heavy evaluations (not answered from the cache) go through the same gate: wrap them in
+:func:`heavy_job` with the session as ``owner``.
+
 Plain Python (no streamlit): the app turns the callback into a "Waiting for 1 other job…" message.
 """
 
@@ -15,15 +22,20 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
+from .errors import BhpvasError
 from .settings import env_number
 
 WaitFn = Callable[[int], None]
 """Called while a job waits, with the number of jobs ahead of it (running or queued earlier)."""
 
 DEFAULT_MAX_JOBS = 1
+
+
+class JobCancelled(BhpvasError):
+    """A waiting job was withdrawn: cancelled by its owner, or replaced by the owner's newer job."""
 
 
 def max_jobs_from_env() -> int:
@@ -44,6 +56,8 @@ class JobGate:
         self._running: dict[int, str] = {}
         self._tickets = itertools.count()
         self._held = threading.local()
+        self._waiting_of: dict[Hashable, int] = {}
+        self._withdrawn: dict[int, str] = {}
 
     @property
     def limit(self) -> int:
@@ -74,12 +88,51 @@ class JobGate:
     def _can_start(self, ticket: int) -> bool:
         return self._queue[0] == ticket and len(self._running) < self._limit
 
+    def is_waiting(self, owner: Hashable) -> bool:
+        """Whether ``owner`` has a job waiting in line."""
+        with self._cond:
+            return owner in self._waiting_of
+
+    def cancel(self, owner: Hashable) -> bool:
+        """Withdraw ``owner``'s waiting job (it raises :class:`JobCancelled`); False if none waits."""
+        with self._cond:
+            ticket = self._waiting_of.pop(owner, None)
+            if ticket is None:
+                return False
+            self._queue.remove(ticket)
+            self._withdrawn[ticket] = "Cancelled while waiting for its turn."
+            self._cond.notify_all()
+            return True
+
+    def _enqueue(self, ticket: int, owner: Hashable | None) -> None:
+        earlier = self._waiting_of.get(owner) if owner is not None else None
+        if earlier is None:
+            self._queue.append(ticket)
+        else:
+            # The newer request takes the earlier one's place in line.
+            self._queue[self._queue.index(earlier)] = ticket
+            self._withdrawn[earlier] = "Replaced by a newer request of the same session, which keeps this one's place in line."
+        if owner is not None:
+            self._waiting_of[owner] = ticket
+
+    def _leave(self, ticket: int, owner: Hashable | None) -> None:
+        if ticket in self._queue:
+            self._queue.remove(ticket)
+        if owner is not None and self._waiting_of.get(owner) == ticket:
+            del self._waiting_of[owner]
+
+    def _check_withdrawn(self, ticket: int) -> None:
+        reason = self._withdrawn.pop(ticket, None)
+        if reason is not None:
+            raise JobCancelled(reason)
+
     @contextmanager
-    def slot(self, name: str = "job", wait: WaitFn | None = None) -> Iterator[None]:
+    def slot(self, name: str = "job", wait: WaitFn | None = None, owner: Hashable | None = None) -> Iterator[None]:
         """Hold one slot for the ``with`` block, waiting in line first if all slots are taken.
 
         ``wait(ahead)`` is called when the job has to wait and then every ``poll`` seconds while it
-        does (so a caller can redraw a message, or raise to give up its place).
+        does (so a caller can redraw a message, or raise to give up its place). ``owner`` (e.g. a
+        session id): at most one waiting job per owner, see the module docstring.
         """
         depth = getattr(self._held, "depth", 0)
         if depth:
@@ -91,24 +144,28 @@ class JobGate:
             return
         ticket = next(self._tickets)
         with self._cond:
-            self._queue.append(ticket)
+            self._enqueue(ticket, owner)
             try:
-                while not self._can_start(ticket):
-                    ahead = self._ahead(ticket)
+                while True:
+                    self._check_withdrawn(ticket)
+                    if self._can_start(ticket):
+                        break
                     if wait is not None:
+                        ahead = self._ahead(ticket)
                         self._cond.release()
                         try:
                             wait(ahead)
                         finally:
                             self._cond.acquire()
+                        self._check_withdrawn(ticket)
                         if self._can_start(ticket):
                             break
                     self._cond.wait(self.poll)
             except BaseException:
-                self._queue.remove(ticket)
+                self._leave(ticket, owner)
                 self._cond.notify_all()
                 raise
-            self._queue.popleft()
+            self._leave(ticket, owner)
             self._running[ticket] = name
             # Another slot may be free for the next in line too.
             self._cond.notify_all()
@@ -132,7 +189,15 @@ def job_gate() -> JobGate:
 
 
 @contextmanager
-def heavy_job(name: str = "job", wait: WaitFn | None = None) -> Iterator[None]:
-    """Run the ``with`` block as one heavy job of the process-wide gate (see :class:`JobGate`)."""
-    with job_gate().slot(name, wait):
+def heavy_job(name: str = "job", wait: WaitFn | None = None, owner: Hashable | None = None) -> Iterator[None]:
+    """Run the ``with`` block as one heavy job of the process-wide gate (see :class:`JobGate`).
+
+    ``owner`` (the session): a newer job of the same owner replaces its waiting one.
+    """
+    with job_gate().slot(name, wait, owner):
         yield
+
+
+def cancel_waiting(owner: Hashable) -> bool:
+    """Withdraw ``owner``'s waiting job on the process-wide gate; False if it has none waiting."""
+    return _GATE.cancel(owner)

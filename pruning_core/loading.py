@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from .adapters import ArchAdapter, adapter_for, supported_model_types
@@ -191,16 +192,33 @@ def _check_local(path: Path) -> None:
         )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
+"""A local model folder needs one of these; without them transformers builds a useless 5-token vocabulary."""
+MIN_VOCABULARY = 100
+
+
 def _load_tokenizer(source: str, config=None):
     from transformers import AutoTokenizer
 
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{source} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}), so every word would become [UNK]. "
+            "Save the tokenizer into the folder too (tokenizer.save_pretrained(folder))."
+        )
     try:
-        return AutoTokenizer.from_pretrained(source, config=config, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, config=config, trust_remote_code=False)
     except Exception as exc:
         raise ModelLoadError(
             f"Could not load a tokenizer from {source}: {type(exc).__name__}: {str(exc)[:200]}. "
             "The folder needs tokenizer files (tokenizer.json or vocab.txt + tokenizer_config.json)."
         ) from None
+    if len(tokenizer) < MIN_VOCABULARY:
+        raise ModelLoadError(
+            f"The tokenizer of {source} knows only {len(tokenizer)} tokens, so nearly every word would become unknown. "
+            "Its tokenizer files are incomplete; save the model's full tokenizer into the folder."
+        )
+    return tokenizer
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -243,6 +261,8 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    if "\x00" in str(source):
+        raise ModelLoadError("The model path contains a NUL byte, which no file name can hold; check the path.")
     resolved = resolve_source(source)
     path = Path(resolved).expanduser()
     is_local = path.exists() or looks_like_path(resolved)
@@ -283,6 +303,11 @@ def load_model(
         raise _hub_error(resolved, exc, offline) from None
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"Could not build the model from {resolved}: {str(exc)[:300]}") from None
+    except SafetensorError as exc:
+        raise ModelLoadError(
+            f"The weights file of {resolved} is damaged or incomplete ({str(exc)[:160]}); it may have been cut off while "
+            "copying. Copy or save model.safetensors again."
+        ) from None
     missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "pooler" in k]
     notices = []
     if missing and not allow_new_head:
@@ -313,6 +338,27 @@ def load_model(
     )
 
 
+def _check_head_map(path: Path, kept: list[list[int]], meta: dict, num_layers: int, num_heads: int) -> None:
+    """Refuse a pruning map that does not describe this config: one list per layer, each of distinct heads in range."""
+    problem = None
+    if (meta.get("num_layers", num_layers), meta.get("num_heads", num_heads)) != (num_layers, num_heads):
+        problem = f"it is for {meta.get('num_layers')} layers x {meta.get('num_heads')} heads, the config for {num_layers} x {num_heads}"
+    elif len(kept) != num_layers:
+        problem = f"it lists kept heads for {len(kept)} layers, the model has {num_layers}"
+    else:
+        for layer, heads in enumerate(kept):
+            if len(set(heads)) != len(heads):
+                problem = f"layer {layer} names a head twice ({heads})"
+            elif any(not 0 <= h < num_heads for h in heads):
+                problem = f"layer {layer} names a head outside 0..{num_heads - 1} ({heads})"
+            elif heads != sorted(heads):
+                problem = f"layer {layer} lists its heads out of order ({heads})"
+            if problem:
+                break
+    if problem:
+        raise ModelLoadError(f"The head map {PRUNING_FILE} in {path} is damaged: {problem}. Prune and save the model again.")
+
+
 def load_pruned(path: Path, device: str | None = None, attn_implementation: str = "sdpa", precision: str | None = None) -> LoadedModel:
     """Load a folder written by :func:`pruning_core.pruning.save_pruned`."""
     from safetensors.torch import load_file
@@ -329,12 +375,13 @@ def load_pruned(path: Path, device: str | None = None, attn_implementation: str 
     config_dict = {k: v for k, v in config_dict.items() if not k.startswith("bhpvas_")}
     config_dict["model_type"] = model_type
     config = AutoConfig.for_model(**config_dict)
+    _check_head_map(path, kept, meta, adapter.num_layers(config), adapter.num_heads(config))
     model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=False, attn_implementation=attn_implementation)
     shrink_model(model, adapter, kept, adapter.head_dim(config))
     try:
         model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise ModelLoadError(f"Weights in {path} do not match its pruning map: {str(exc)[:300]}") from None
+    except (OSError, RuntimeError, SafetensorError) as exc:
+        raise ModelLoadError(f"Weights in {path} do not match its pruning map, or are damaged: {str(exc)[:300]}") from None
     target = pick_device(device)
     model.to(target).eval()
     num_layers = adapter.num_layers(config)

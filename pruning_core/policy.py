@@ -36,6 +36,8 @@ class SourcePolicy:
         from .data import BUNDLED
 
         text = str(source).strip()
+        if "\x00" in text:
+            raise DataError("The data path contains a NUL byte, which no file name can hold; check the path.")
         if self.data_roots is None or text.lower() in BUNDLED:
             return
         resolved = Path(text).expanduser().resolve()
@@ -49,6 +51,8 @@ class SourcePolicy:
     def check(self, source: str) -> None:
         """Raise :class:`ModelLoadError` if this server may not open ``source``."""
         text = str(source).strip()
+        if "\x00" in text:
+            raise ModelLoadError("The model path contains a NUL byte, which no file name can hold; check the path.")
         if text.lower() in DEMO_ALIASES:
             return
         path = Path(text).expanduser()

@@ -16,8 +16,10 @@ import torch
 from .batching import encode
 from .data import TextDataset
 from .efficiency import compare_efficiency, paired_efficiency
+from .errors import BhpvasError
 from .evaluation import evaluate, forward_logits
 from .loading import LoadedModel
+from .outputs import atomic_folder, check_target
 from .progress import ProgressFn, no_progress
 from .pruning import prune_heads, save_pruned
 from .schemes import Scheme
@@ -33,9 +35,20 @@ def pruning_report(
     repeats: int = 7,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Prune ``scheme`` for real, save the checkpoint under ``out_dir/model`` and return the report."""
+    """Prune ``scheme`` for real, save the checkpoint under ``out_dir/model`` and return the report.
+
+    ``out_dir`` is written whole or not at all (see :func:`pruning_core.outputs.atomic_folder`): a
+    new folder, an empty one, or an earlier report folder (replaced). On a shared server give each
+    run its own folder (:func:`pruning_core.outputs.new_run_folder`).
+    """
     report = progress or no_progress
     out = Path(out_dir)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise BhpvasError(f"repeats must be a whole number of at least 1 (timed runs per latency cell), not {repeats!r}.")
+    bad = [v for v in (*batch_sizes, *seq_lens) if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if bad or not batch_sizes or not seq_lens:
+        raise BhpvasError("Batch sizes and sequence lengths for the latency table must be whole numbers of at least 1.")
+    check_target(out)
     report(0.0, "masked evaluation")
     masked = evaluate(lm, dataset, scheme)
     report(0.15, "pruning")
@@ -48,7 +61,7 @@ def pruning_report(
     report(0.3, "measuring latency of the full and the pruned model (interleaved)")
     full_eff, pruned_eff = paired_efficiency(lm, pruned, batch_sizes, seq_lens, repeats)
     report(0.9, "saving")
-    checkpoint = save_pruned(pruned, out / "model")
+    checkpoint = out / "model"
     result = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()} device={lm.device}",
@@ -74,8 +87,11 @@ def pruning_report(
         "latency": compare_efficiency(full_eff, pruned_eff),
         "checkpoint": str(checkpoint),
     }
-    (out / "report.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / "report.html").write_text(report_html(result, lm.shape))
+    page = report_html(result, lm.shape)
+    with atomic_folder(out) as staging:
+        save_pruned(pruned, staging / "model")
+        (staging / "report.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        (staging / "report.html").write_text(page)
     report(1.0, "report written")
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,11 @@ from typing import Any
 import numpy as np
 
 from .errors import SchemeError
+from .safe_files import read_user_file
+
+MAX_SCHEME_BYTES = 16 * 2**20
+MAX_COUNT = 10_000
+"""No supported model has more layers or heads per layer; larger counts are refused as typos."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +95,7 @@ class Scheme:
         missing = [k for k in ("num_layers", "num_heads", "pruned") if k not in data]
         if missing:
             raise SchemeError(f"The scheme lacks the field(s) {missing}; it needs num_layers, num_heads and pruned.")
-        try:
-            layers, heads = int(data["num_layers"]), int(data["num_heads"])
-        except (TypeError, ValueError):
-            raise SchemeError("num_layers and num_heads in the scheme must be integers.") from None
+        layers, heads = _whole_number(data["num_layers"], "num_layers"), _whole_number(data["num_heads"], "num_heads")
         if layers <= 0 or heads <= 0:
             raise SchemeError("num_layers and num_heads in the scheme must be positive.")
         pruned = data["pruned"]
@@ -110,10 +113,8 @@ class Scheme:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Scheme:
-        path = Path(path)
-        if not path.exists():
-            raise SchemeError(f"Scheme file {path} does not exist.")
-        return cls.from_json(path.read_bytes())
+        """Read a scheme JSON file (a regular file of at most 16 MiB; see :func:`read_user_file`)."""
+        return cls.from_json(read_user_file(path, max_bytes=MAX_SCHEME_BYTES, error=SchemeError, what="Scheme file"))
 
     @classmethod
     def from_key(cls, key: str, num_layers: int, num_heads: int, model: str = "") -> Scheme:
@@ -127,6 +128,17 @@ class Scheme:
         if any(len(p) != 2 for p in pairs):
             raise SchemeError(f"Cannot read the scheme {key!r}; expected items like 0.3,5.11 (layer.head).")
         return cls(num_layers, num_heads, frozenset(pairs), model)
+
+
+def _whole_number(value: Any, name: str) -> int:
+    """``value`` as an int if it is a whole number (``6`` or ``6.0``); 3.9, 1e400, "6" and true are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemeError(f"{name} in the scheme must be a whole number, not {value!r}.")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise SchemeError(f"{name} in the scheme must be a whole number, not {value!r}.")
+    if value > MAX_COUNT:
+        raise SchemeError(f"{name} in the scheme is {value!r}; no model has more than {MAX_COUNT}.")
+    return int(value)
 
 
 def _is_pair(item: Any) -> bool:

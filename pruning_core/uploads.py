@@ -12,6 +12,7 @@ Plain Python (no streamlit).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -20,9 +21,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, sweep_temporary, temp_name
 from .errors import DataError
 from .settings import env_number
 
@@ -52,12 +54,24 @@ class UploadSession:
         """Store ``raw`` under this session's folder and return its path."""
         digest = hashlib.sha256(raw).hexdigest()[:16]
         folder = self.folder / digest
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (Path(filename).name or "upload.csv")
-        if not path.exists():
-            tmp = folder / f".tmp-{secrets.token_hex(4)}"
-            tmp.write_bytes(raw)
-            os.replace(tmp, path)
+        name = Path(filename.replace("\x00", "")).name or "upload.csv"
+        path = folder / name
+        tmp = folder / temp_name()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                with open(tmp, "xb") as handle:
+                    handle.write(raw)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+        except OSError as exc:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = "the server's disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise DataError(
+                f"Could not store the upload {name!r}: {reason}. Nothing was saved; try again later or use a smaller file."
+            ) from None
         return path
 
     def close(self) -> None:
@@ -119,7 +133,10 @@ def _newest_mtime(folder: Path) -> float:
 
 
 def sweep_uploads(root: str | Path | None = None, ttl_hours: float | None = None, now: float | None = None) -> list[Path]:
-    """Remove upload session folders whose newest file is older than ``ttl_hours``; return them."""
+    """Remove upload session folders whose newest file is older than ``ttl_hours``; return them.
+
+    Also removes the temporary files of uploads whose writer was killed mid-write.
+    """
     root = Path(root) if root is not None else uploads_root()
     ttl = upload_ttl_hours() if ttl_hours is None else ttl_hours
     now = time.time() if now is None else now
@@ -128,6 +145,10 @@ def sweep_uploads(root: str | Path | None = None, ttl_hours: float | None = None
         return removed
     for folder in root.iterdir():
         try:
+            if folder.is_dir():
+                for stored in folder.iterdir():
+                    if stored.is_dir():
+                        sweep_temporary(stored, max_age_seconds=ttl * 3600, now=now)
             if not folder.is_dir() or now - _newest_mtime(folder) <= ttl * 3600:
                 continue
         except OSError:

@@ -162,3 +162,177 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny_bert, sst2_small, monke
     logits = forward_logits(tiny_bert, encoded, None, max_tokens=2048)
     assert max(sizes) > 256 and any(s <= 256 for s in sizes)
     assert np.abs(logits - expected).max() <= 1e-5
+
+
+def _oom_above(limit: int, real):
+    """A stand-in for a device that cannot hold more than ``limit`` padded tokens at once."""
+
+    def small_device(self, batch, *args, **kwargs):
+        ids = batch["input_ids"] if isinstance(batch, dict) else batch
+        if ids.shape[0] * ids.shape[1] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, batch, *args, **kwargs)
+
+    return small_device
+
+
+def test_out_of_memory_on_the_incremental_path_halves_and_retries(tiny_bert, sst2_small, monkeypatch):
+    """The app's path (``remember=True``): recording a prefix and starting from one both survive
+    a device that is too small for the first batches, and give the same logits."""
+    from pruning_core.evaluation import encode, forward_logits
+    from pruning_core.fastpath import CompactModel
+    from pruning_core.incremental import run_with_prefix
+
+    encoded = encode(tiny_bert, sst2_small)
+    scheme = Scheme(3, 4, frozenset({(2, 1)}))
+    expected_full = forward_logits(tiny_bert, encoded, None)
+    expected_scheme = forward_logits(tiny_bert, encoded, scheme.keep_mask())
+    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(256, CompactModel.hidden_before_last))
+    full = run_with_prefix(tiny_bert, encoded, tiny_bert.present_mask(), max_tokens=2048)
+    assert np.abs(full.logits - expected_full).max() <= 1e-5
+    assert max(len(b) * int(encoded.lengths[b].max()) for b in full.batches) <= 256
+    monkeypatch.undo()
+    big_prefix = run_with_prefix(tiny_bert, encoded, tiny_bert.present_mask(), max_tokens=2048)
+    monkeypatch.setattr(CompactModel, "finish", _oom_above(256, CompactModel.finish))
+    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(256, CompactModel.hidden_before_last))
+    toggled = run_with_prefix(tiny_bert, encoded, scheme.keep_mask(), big_prefix, max_tokens=2048)
+    assert np.abs(toggled.logits - expected_scheme).max() <= 1e-5
+
+
+def test_out_of_memory_that_never_fits_gives_a_message(tiny_bert, sst2_small, monkeypatch):
+    from pruning_core.errors import OutOfMemory
+    from pruning_core.evaluation import encode
+    from pruning_core.fastpath import CompactModel
+    from pruning_core.incremental import run_with_prefix
+
+    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(0, CompactModel.hidden_before_last))
+    try:
+        run_with_prefix(tiny_bert, encode(tiny_bert, sst2_small), tiny_bert.present_mask())
+    except OutOfMemory as exc:
+        assert "ran out of memory during an incremental evaluation" in str(exc)
+    else:
+        raise AssertionError("expected OutOfMemory")
+
+
+def test_out_of_memory_in_the_attention_statistics_of_an_analysis(tiny_bert, sst2_small, tmp_path, monkeypatch):
+    """Attention maps are (batch, heads, T, T): the analysis halves their batch budget and retries;
+    the statistics equal those computed with room to spare."""
+    from pruning_core import attention
+    from pruning_core.analysis import AnalysisParams, analyze
+
+    reference = attention.attention_statistics(tiny_bert, sst2_small, cache=DiskCache(enabled=False))
+    real = attention.batch_statistics
+    seen: list[int] = []
+
+    def small_device(weights, *args, **kwargs):
+        seen.append(weights.shape[0] * weights.shape[-1])
+        if weights.shape[0] * weights.shape[-1] > 200:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(weights, *args, **kwargs)
+
+    monkeypatch.setattr(attention, "batch_statistics", small_device)
+    params = AnalysisParams(similarity_tokens=200, role_sentences=10, alignment_sentences=10)
+    bundle = analyze(tiny_bert, sst2_small, params, cache=DiskCache(tmp_path))
+    assert max(seen) > 200 and bundle.attention.profiles.shape == reference.profiles.shape
+    assert np.allclose(bundle.attention.profiles, reference.profiles, atol=1e-5, equal_nan=True)
+    assert np.allclose(bundle.attention.entropy, reference.entropy, atol=1e-5, equal_nan=True)
+
+
+def test_a_full_disk_while_uploading_keeps_nothing_half_written(tmp_path, monkeypatch):
+    import pytest
+
+    from pruning_core.errors import DataError
+    from pruning_core.uploads import UploadSession
+
+    session = UploadSession(tmp_path / "uploads")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DataError, match="the server's disk is full"):
+        session.save(b"text,label\nfine,1\n", "reviews.csv")
+    monkeypatch.undo()
+    assert not [p for p in session.folder.rglob("*") if p.is_file()]
+    assert session.save(b"text,label\nfine,1\n", "reviews.csv").read_bytes() == b"text,label\nfine,1\n"
+
+
+def test_a_full_disk_while_the_cli_prunes_keeps_the_earlier_checkpoint(capsys, tiny_bert_dir, tmp_path, monkeypatch):
+    import json
+
+    import safetensors.torch
+
+    from pruning_core.cli import main
+
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text(json.dumps({"num_layers": 3, "num_heads": 4, "pruned": [[0, 1]]}))
+    out = tmp_path / "out" / "pruned"
+    assert main(["prune", "--model", str(tiny_bert_dir), "--scheme", str(scheme), "--out", str(out)]) == 0
+    before = (out / "model.safetensors").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    capsys.readouterr()
+    assert main(["prune", "--model", str(tiny_bert_dir), "--scheme", str(scheme), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "the disk is full" in err and "Traceback" not in err, err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in out.parent.iterdir()] == ["pruned"]
+
+
+_KILLED_WRITER = """
+import os, sys, time
+import numpy as np
+from pruning_core.cache import DiskCache
+from pruning_core.outputs import atomic_folder
+
+def stall(fd):
+    print("writing", flush=True)
+    time.sleep(600)
+
+os.fsync = stall
+if sys.argv[1] == "cache":
+    DiskCache(sys.argv[2]).put("entry", {"x": np.arange(10)})
+else:
+    with atomic_folder(sys.argv[2]) as staging:
+        (staging / "model.safetensors").write_bytes(b"partial")
+        print("writing", flush=True)
+        time.sleep(600)
+"""
+
+
+def _kill_mid_write(kind: str, target) -> None:
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, kind, str(target)], cwd=repo, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_a_writer_killed_mid_write_leaves_an_orphan_removed_at_the_next_start(tmp_path):
+    from pruning_core.outputs import atomic_folder
+
+    cache_dir = tmp_path / "cache"
+    _kill_mid_write("cache", cache_dir)
+    orphans = list(cache_dir.glob(".tmp-*"))
+    assert len(orphans) == 1 and not list(cache_dir.glob("*.npz"))
+    cache = DiskCache(cache_dir)
+    assert not list(cache_dir.glob(".tmp-*")) and cache.get("entry") is None
+
+    out = tmp_path / "outputs" / "pruned"
+    _kill_mid_write("folder", out)
+    assert len(list(out.parent.glob(".tmp-*"))) == 1 and not out.exists()
+    with atomic_folder(out) as staging:
+        (staging / "model.safetensors").write_bytes(b"complete")
+    assert [p.name for p in out.parent.iterdir()] == ["pruned"]
+    assert (out / "model.safetensors").read_bytes() == b"complete"

@@ -157,9 +157,9 @@ def test_the_app_runs_analysis_curves_and_pruning_reports_through_the_job_gate(t
     jobs: list[str] = []
     original = JobGate.slot
 
-    def recording_slot(self, name="job", wait=None):
+    def recording_slot(self, name="job", wait=None, owner=None):
         jobs.append(name)
-        return original(self, name, wait)
+        return original(self, name, wait, owner)
 
     monkeypatch.setattr(JobGate, "slot", recording_slot)
     at = _app(timeout=300, model=str(tiny_bert_dir), data="sst2|rows=20", scheme="0.1,2.2").run()
