@@ -18,13 +18,11 @@ import numpy as np
 
 from .errors import DataError
 from .safe_files import read_user_file
+from .sources import BUNDLED
 
 if TYPE_CHECKING:
     from .policy import SourcePolicy
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-SST2_DIR = ASSETS / "sst2"
-BUNDLED = {"sst2": SST2_DIR / "dev.tsv", "sst2:dev": SST2_DIR / "dev.tsv", "sst2:train": SST2_DIR / "train.tsv"}
 
 TEXT_COLUMN_NAMES = ("sentence", "text", "sentence1", "question", "premise", "review", "content", "document", "question1")
 PAIR_COLUMN_NAMES = {"sentence1": "sentence2", "question": "sentence", "premise": "hypothesis", "question1": "question2"}

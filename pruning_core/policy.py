@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, ModelLoadError
-from .sources import DEMO_ALIASES, looks_like_path
+from .sources import BUNDLED, DEMO_ALIASES, looks_like_path
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,6 @@ class SourcePolicy:
 
         Bundled dataset names and files under ``always_allowed`` (the upload folder) pass.
         """
-        from .data import BUNDLED
-
         text = str(source).strip()
         if "\x00" in text:
             raise DataError("The data path contains a NUL byte, which no file name can hold; check the path.")

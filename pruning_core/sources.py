@@ -1,4 +1,4 @@
-"""What a user's model string names: the embedded demo, a local folder, or a hub id.
+"""What a user's source string names: the embedded demo or bundled data, a local path, or a hub id.
 
 Kept apart from :mod:`pruning_core.loading` so that the server's source policy
 (:mod:`pruning_core.policy`) can classify a source without loading anything.
@@ -7,8 +7,13 @@ Kept apart from :mod:`pruning_core.loading` so that the server's source policy
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 DEMO_ALIASES = ("demo", "bhpvas-demo")
+ASSETS = Path(__file__).resolve().parent / "assets"
+SST2_DIR = ASSETS / "sst2"
+BUNDLED = {"sst2": SST2_DIR / "dev.tsv", "sst2:dev": SST2_DIR / "dev.tsv", "sst2:train": SST2_DIR / "train.tsv"}
+"""Bundled dataset names and their files (always allowed, whatever the data roots)."""
 
 
 def looks_like_path(text: str) -> bool:

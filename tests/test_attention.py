@@ -72,8 +72,9 @@ def test_concurrent_attention_capture_equals_serial(tiny_bert, sst2_small):
     """
     import threading
 
+    from pruning_core.batching import encode
     from pruning_core.cache import DiskCache
-    from pruning_core.evaluation import encode, forward_logits
+    from pruning_core.evaluation import forward_logits
 
     lm = tiny_bert
     rng = np.random.default_rng(1)

@@ -179,7 +179,8 @@ def _oom_above(limit: int, real):
 def test_out_of_memory_on_the_incremental_path_halves_and_retries(tiny_bert, sst2_small, monkeypatch):
     """The app's path (``remember=True``): recording a prefix and starting from one both survive
     a device that is too small for the first batches, and give the same logits."""
-    from pruning_core.evaluation import encode, forward_logits
+    from pruning_core.batching import encode
+    from pruning_core.evaluation import forward_logits
     from pruning_core.fastpath import CompactModel
     from pruning_core.incremental import run_with_prefix
 
@@ -200,8 +201,8 @@ def test_out_of_memory_on_the_incremental_path_halves_and_retries(tiny_bert, sst
 
 
 def test_out_of_memory_that_never_fits_gives_a_message(tiny_bert, sst2_small, monkeypatch):
+    from pruning_core.batching import encode
     from pruning_core.errors import OutOfMemory
-    from pruning_core.evaluation import encode
     from pruning_core.fastpath import CompactModel
     from pruning_core.incremental import run_with_prefix
 

@@ -175,7 +175,7 @@ def test_similarity_under_a_scheme_ignores_other_callers_hooks(tiny_bert, sst2_s
 
 
 def test_context_capture_is_taken_before_the_callers_gates(tiny_bert, sst2_small):
-    from pruning_core.evaluation import collate
+    from pruning_core.batching import collate
     from pruning_core.gating import capture_context
 
     lm = tiny_bert

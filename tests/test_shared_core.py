@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from pruning_core import DiskCache, Scheme, evaluate, load_dataset
+from pruning_core.batching import encode, mask_key, token_memo
 from pruning_core.cache import cache_key, flights_in_use, single_flight
 from pruning_core.data import TextDataset, columns_of_file
 from pruning_core.errors import DataError, OutputError, SchemeError
-from pruning_core.evaluation import encode, mask_key
 from pruning_core.jobs import JobCancelled, JobGate
 from pruning_core.outputs import folder_downloads, new_run_folder, sweep_runs
 from pruning_core.policy import SourcePolicy
@@ -120,7 +120,7 @@ def test_datasets_that_collided_get_their_own_cached_results(tiny_bert, tmp_path
     )
     cached = [evaluate(tiny_bert, dataset, cache=cache) for dataset in datasets]
     for dataset, result in zip(datasets, cached, strict=True):
-        tiny_bert.encodings.clear()
+        token_memo(tiny_bert).clear()
         prefix_store(tiny_bert).clear()
         fresh = evaluate(tiny_bert, dataset, cache=DiskCache(enabled=False), incremental=False)
         assert result.n == len(dataset) and np.allclose(result.probs, fresh.probs, atol=1e-6), dataset.name
@@ -153,7 +153,7 @@ def test_the_tokenisation_memo_and_prefix_store_check_the_sample_count(tiny_bert
     small = sst2_small.subset(range(5))
     wrong = encode(tiny_bert, small)
     key = (sst2_small.fingerprint, wrong.max_length)
-    tiny_bert.encodings[key] = wrong
+    token_memo(tiny_bert).put(key, wrong)
     assert len(encode(tiny_bert, sst2_small)) == len(sst2_small)
     evaluate(tiny_bert, small, cache=DiskCache(enabled=False), remember=True)
     store = prefix_store(tiny_bert)
