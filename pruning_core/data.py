@@ -230,7 +230,8 @@ def _rows_from_text(text: str, fmt: str, name: str) -> tuple[list[str], list[dic
     except csv.Error as exc:
         raise DataError(f"{name} could not be parsed as {fmt.upper()}: {exc}.") from None
     header = [h.strip() for h in header]
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    # Unnamed columns (e.g. trailing separators) cannot be chosen by name, so only named ones must be unique.
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise DataError(
             f"{name} has more than one column named {', '.join(map(repr, repeated))}. Rename them so every column name is unique."
