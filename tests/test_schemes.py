@@ -34,7 +34,7 @@ def test_toggled_flips_one_head():
         ("not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('{"num_layers": 2, "num_heads": 2}', "lacks the field"),
-        ('{"num_layers": "x", "num_heads": 2, "pruned": []}', "must be integers"),
+        ('{"num_layers": "x", "num_heads": 2, "pruned": []}', "must be a whole number"),
         ('{"num_layers": 0, "num_heads": 2, "pruned": []}', "must be positive"),
         ('{"num_layers": 2, "num_heads": 2, "pruned": [[0]]}', "list of \\[layer, head\\]"),
         ('{"num_layers": 2, "num_heads": 2, "pruned": [[5, 0]]}', "outside a model with 2 layers"),
