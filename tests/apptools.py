@@ -1,12 +1,13 @@
-"""Helpers shared by the AppTest modules: start the app with URL parameters, find widgets."""
+"""Helpers shared by the AppTest modules: start the app with URL parameters, open a page, find widgets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 PAGES = ("overview", "heads", "process", "samples", "dependencies", "scheme")
 TINY_DATA = "sst2|rows=24"
 
@@ -16,6 +17,16 @@ def app(timeout: float = 120, **params: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     for name, value in params.items():
         at.query_params[name] = value
+    return at
+
+
+def open_page(at: AppTest, url_path: str) -> AppTest:
+    """Ask for the page at ``/url_path`` on the next run (not run yet).
+
+    ``AppTest.switch_page`` only finds pages defined by files; the dashboard's pages are callables,
+    which Streamlit identifies by the hash of their URL path, so the request names that hash.
+    """
+    at._page_hash = calc_hash(url_path)
     return at
 
 

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from apptools import PAGES, TINY_DATA
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from apptools import PAGES, TINY_DATA, open_page
 from apptools import app as _app
 from apptools import button as _button
 from apptools import sidebar_metric as _sidebar_metric
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-from streamlit.testing.v1 import AppTest
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def _metric(at: AppTest, label_start: str) -> str:
 
 
 def _show(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
+    open_page(at, page).run()
     assert not at.exception, f"{page}: {at.exception}"
     assert not at.error, f"{page}: {[e.value for e in at.error]}"
     return at
