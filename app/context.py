@@ -14,7 +14,7 @@ from app import links
 from app.keys import Head, parse_heads
 from app.plain import code_span
 from app.resources import analysis_bundle, cached_dataset, cached_model, evaluation, known_bundle
-from app.state import DATA, INITIALISED, MODEL, SCHEME, SEL, init_state, reset_scheme, write_url
+from app.state import DATA, INITIALISED, MODEL, SCHEME, SEL, ignore_link_value, init_state, write_url
 from pruning_core import BhpvasError, LoadedModel
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.data import TextDataset
@@ -73,14 +73,12 @@ def load_context() -> Context:
     try:
         scheme = Scheme.from_key(ss[SCHEME], layers, heads, ss[MODEL])
     except BhpvasError as exc:
-        st.warning("Ignoring the scheme from the link: " + code_span(str(exc)), icon=":material/warning:")
-        reset_scheme(SCHEME)
+        ignore_link_value(SCHEME, "Ignoring the scheme from the link: " + code_span(str(exc)))
         scheme = Scheme.empty(layers, heads, ss[MODEL])
     try:
         selection = parse_heads(ss[SEL], layers, heads)
     except BhpvasError as exc:
-        st.warning("Ignoring the selection from the link: " + code_span(str(exc)), icon=":material/warning:")
-        reset_scheme(SEL)
+        ignore_link_value(SEL, "Ignoring the selection from the link: " + code_span(str(exc)))
         selection = set()
     write_url()
     return Context(ss[MODEL], ss[DATA], lm, dataset, scheme, selection)

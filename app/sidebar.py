@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.context import Context, load_context
 from app.plain import code_span
-from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, set_scheme
+from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, link_notices, set_scheme
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.proposal import proposed_heads
@@ -24,11 +24,12 @@ PROPOSAL_PANEL = "sidebar-proposal"
 def render_sidebar() -> None:
     """Model and data summary, the current scheme's metrics, and the BHPVAS rule."""
     with st.sidebar:
-        try:
-            ctx = load_context()
-        except BhpvasError:
+        ctx = context_or_none()
+        if ctx is None:
             st.warning("The model or dataset could not be opened; the page says why.", icon=":material/error:")
             return
+        for notice in link_notices():
+            st.warning(notice, icon=":material/warning:")
         facts = ctx.lm.describe()
         st.caption(
             f"**Model** {code_span(shorten(ctx.model_source))} · {facts['architecture']} {facts['layers']}×{facts['heads_per_layer']} heads  \n"
@@ -48,22 +49,26 @@ def shorten(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
+def context_or_none() -> Context | None:
+    """The page context, or None when the model or dataset does not open (the page says why)."""
+    try:
+        return load_context()
+    except BhpvasError:
+        return None
+
+
 @st.fragment(key=SCHEME_PANEL)
 def scheme_panel() -> None:
     """The current scheme's metrics against the full model, and a reset button."""
-    try:
-        scheme_metrics(load_context())
-    except BhpvasError:
-        return
+    if (ctx := context_or_none()) is not None:
+        scheme_metrics(ctx)
 
 
 @st.fragment(key=PROPOSAL_PANEL)
 def proposal_panel() -> None:
     """The heads the sidebar's rule proposes, and a button making them the current scheme."""
-    try:
-        adopt_proposal(load_context())
-    except BhpvasError:
-        return
+    if (ctx := context_or_none()) is not None:
+        adopt_proposal(ctx)
 
 
 def scheme_metrics(ctx: Context) -> None:

@@ -26,6 +26,7 @@ SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT = "scheme_b", "scheme_b_source", "schem
 B_PROPOSAL, B_FULL, B_CUSTOM = "BHPVAS proposal", "Full model", "Custom"
 B_SOURCES = (B_PROPOSAL, B_FULL, B_CUSTOM)
 DEPS_HEAD, DEPS_SAMPLE = "deps_head", "deps_sample"
+LINK_NOTICES = "_link_notices"
 
 RULE_IMPORTANCE, RULE_USE_STABILITY, RULE_STABILITY = "rule_importance", "rule_use_stability", "rule_stability"
 RULE_USE_SIMILARITY, RULE_SIMILARITY, RULE_LOGIC, RULE_TARGET = "rule_use_similarity", "rule_similarity", "rule_logic", "rule_target"
@@ -95,6 +96,7 @@ def set_scheme(heads: Iterable[Head] | Scheme) -> None:
     """Make ``heads`` (or a scheme's pruned heads) the current scheme."""
     pruned = heads.pruned if isinstance(heads, Scheme) else heads
     st.session_state[SCHEME] = heads_key(pruned)
+    st.session_state.pop(LINK_NOTICES, None)
     bump_views()
     write_url()
 
@@ -115,13 +117,20 @@ def set_scheme_b(heads: Iterable[Head] | None) -> None:
 
 def set_selection(heads: Iterable[Head]) -> None:
     st.session_state[SEL] = heads_key(heads)
+    st.session_state.pop(LINK_NOTICES, None)
     bump_views()
     write_url()
 
 
-def reset_scheme(key: str) -> None:
-    """Drop a scheme or selection from the URL that does not fit the model."""
+def ignore_link_value(key: str, notice: str) -> None:
+    """Drop a scheme or selection from the URL that does not fit the model, with a notice that stays
+    until the scheme or selection is set again."""
     st.session_state[key] = "none"
+    st.session_state[LINK_NOTICES] = [*st.session_state.get(LINK_NOTICES, []), notice]
+
+
+def link_notices() -> list[str]:
+    return list(st.session_state.get(LINK_NOTICES, []))
 
 
 def bump_views() -> None:

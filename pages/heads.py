@@ -20,6 +20,7 @@ from app.views.head_detail import entropy_figure, profile_figure
 from app.views.head_grid import grid_figure, kept_figure, role_categories, visualize_head_grid
 from app.views.head_points import points_figure
 from app.views.style import ROLE_COLORS, ROLE_NAMES
+from app.views.table import visualize_table
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.attention import PROFILE_NAMES
 from pruning_core.roles import ROLES
@@ -111,7 +112,7 @@ def detail_panel(ctx: Context, bundle: AnalysisBundle) -> None:
             if np.isfinite(bundle.roles.mean[layer, index, k])
         ]
         st.markdown(f"**Functional roles** (t-test of mean β > τ = {bundle.roles.tau:g}, p < 0.05)")
-        st.dataframe(rows, hide_index=True, width="stretch")
+        visualize_table(rows)
         st.caption(
             f"Entropy {criteria['entropy'][layer, index]:.2f} nats · distance {criteria['distance'][layer, index]:.1f} tokens · "
             f"dependency alignment {criteria['align_all'][layer, index]:.2f}"

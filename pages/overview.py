@@ -15,6 +15,7 @@ from app.resources import cached_dataset, cached_model, check_labels
 from app.state import DATA, MODEL, set_selection, set_sources
 from app.uploads import save_upload
 from app.views.head_grid import grid_figure, visualize_head_grid
+from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.data import file_columns
 from pruning_core.demo import DEMO_DIR, demo_available, prepare_demo
@@ -199,7 +200,7 @@ def render() -> None:
             {"criterion": name, "lowest": ", ".join(ranked[name]["bottom"]), "highest": ", ".join(ranked[name]["top"])}
             for name in ("importance", "stability", "similarity")
         ]
-        st.dataframe(rows, hide_index=True, width="stretch")
+        visualize_table(rows)
         corr = summary["spearman"]
         st.caption("Spearman correlations: " + ", ".join(f"{k.replace('~', ' ~ ')} {v:+.2f}" for k, v in corr.items() if v is not None))
         if ctx.selection:

@@ -14,6 +14,7 @@ from app.resources import known_curves, pruning_curves
 from app.state import set_scheme, set_scheme_b
 from app.views.curves import METRICS, curves_figure, step_grids
 from app.views.figure import show_figure
+from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.curves import DEFAULT_STRATEGIES, Curves
@@ -81,15 +82,8 @@ def knee_table(curves: Curves, names: list[str]) -> None:
         for row in curves.knee_table()
         if row["strategy"] in names
     ]
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "acc.": st.column_config.NumberColumn(format="%.2f%%"),
-            "acc. ": st.column_config.NumberColumn(format="%.2f%%"),
-        },
-    )
+    percent = st.column_config.NumberColumn(format="%.2f%%")
+    visualize_table(table, columns={"acc.": percent, "acc. ": percent})
 
 
 def render() -> None:

@@ -12,6 +12,7 @@ from app.context import Context, page_context, show_error
 from app.state import hand_over_to_dependencies
 from app.views.figure import show_figure
 from app.views.probabilities import probability_figure
+from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.sample_changes import sample_changes
 
@@ -74,15 +75,13 @@ def pick_row() -> None:
 
 def sample_table_view(shown: pd.DataFrame) -> None:
     st.session_state[SHOWN_ROWS] = [int(i) for i in shown["#"]]
-    st.dataframe(
+    visualize_table(
         shown,
-        hide_index=True,
-        width="stretch",
+        key="samples-table",
         height=360,
         on_select=pick_row,
         selection_mode="single-row",
-        key="samples-table",
-        column_config={
+        columns={
             "#": st.column_config.NumberColumn(width="small"),
             "text": st.column_config.TextColumn(width="large"),
             "full conf.": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f", width="small"),

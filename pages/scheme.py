@@ -22,6 +22,7 @@ from app.views.figure import show_figure
 from app.views.head_grid import grid_figure, kept_figure, visualize_head_grid
 from app.views.pareto import Line, pareto_figure
 from app.views.pruning_report import visualize_pruning_report
+from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.efficiency import scheme_macs
@@ -178,11 +179,9 @@ def scheme_b(ctx: Context, bundle: AnalysisBundle) -> tuple[str, set[Head]]:
 
 def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head]) -> None:
     shown = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
-    st.dataframe(
+    visualize_table(
         shown,
-        hide_index=True,
-        width="stretch",
-        column_config={
+        columns={
             "accuracy": st.column_config.NumberColumn(format="percent"),
             "agreement": st.column_config.NumberColumn(format="percent"),
             "loss": st.column_config.NumberColumn(format="%.4f"),

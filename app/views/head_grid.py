@@ -3,13 +3,13 @@ selected heads outlined; every cell reports its head when clicked or box-selecte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from app.keys import Head
-from app.views.figure import ALL_SELECTIONS, show_figure
+from app.views.figure import show_figure
 from app.views.style import KEPT_COLORS, PRUNED_COLOR, ROLE_COLORS, ROLE_NAMES, SELECT_COLOR
 
 
@@ -147,13 +147,7 @@ def kept_figure(pruned: np.ndarray, selected: set[Head] | None = None) -> go.Fig
     )
 
 
-def visualize_head_grid(
-    fig: go.Figure,
-    *,
-    key: str,
-    name: str | None = None,
-    on_heads: Callable[[list[Head]], None] | None = None,
-    selection_mode: str | tuple[str, ...] = ALL_SELECTIONS,
-) -> None:
-    """Draw a grid figure; clicks and selections report heads through ``on_heads``."""
-    show_figure(fig, key=key, name=name, on_heads=on_heads, selection_mode=selection_mode, linked=True)
+def visualize_head_grid(fig: go.Figure, *, key: str, **options) -> None:
+    """Draw a grid figure keyed by the view version (see :func:`show_figure` for ``options``: ``name``,
+    ``on_heads``, ``selection_mode``); clicks and selections report heads through ``on_heads``."""
+    show_figure(fig, key=key, linked=True, **options)
