@@ -2,8 +2,7 @@
 
 The current scheme (A) on the grid with click-to-toggle, a second scheme (B) side by side with its
 metrics and a Pareto view, scheme JSON export/import, and the real-pruning step with a size and
-latency report. Each section is a fragment; a head toggled on the grid reruns the sections and the
-sidebar's panels, not the whole app.
+latency report.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head, all_heads, head_label, heads_key, heads_text, parse_heads
 from app.plain import code_span
 from app.resources import known_curves, progress_bar, queued_job
-from app.sidebar import rerun_scheme_views
 from app.state import B_CUSTOM, B_FULL, B_SOURCES, SCHEME, SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT, current_rule, set_scheme, set_scheme_b
 from app.views.figure import show_figure
 from app.views.head_grid import grid_figure, kept_figure, visualize_head_grid
@@ -33,14 +31,11 @@ from pruning_core.schemes import Scheme
 
 MACS_LENGTH = 128
 PRUNE_RESULT = "prune_result"
-CURRENT, COMPARE, PRUNE = "scheme-current", "scheme-compare", "scheme-prune"
-SECTIONS = (CURRENT, COMPARE, PRUNE)
 
 
 def changed_scheme(heads: set[Head] | Scheme) -> None:
-    """Callback: make ``heads`` the current scheme and rerun this page's sections and the sidebar's panels."""
+    """Callback: make ``heads`` the current scheme (the app reruns)."""
     set_scheme(heads)
-    rerun_scheme_views(*SECTIONS)
 
 
 def toggle_heads(shape: tuple[int, int], heads: list[Head]) -> None:
@@ -95,7 +90,6 @@ def curve_lines(ctx: Context, x_name: str) -> list[Line]:
     return lines
 
 
-@st.fragment(key=CURRENT)
 def section_current() -> None:
     ctx = page_context()
     bundle = page_bundle(ctx)
@@ -197,7 +191,6 @@ def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head]) -> None
         st.caption(f"A and B share {heads_text(both)} and disagree on {differ} of {len(rows[1]['_preds'])} predictions.")
 
 
-@st.fragment(key=COMPARE)
 def section_compare() -> None:
     ctx = page_context()
     bundle = page_bundle(ctx)
@@ -231,7 +224,6 @@ def section_compare() -> None:
         show_figure(pareto_figure(rows, x_name, curve_lines(ctx, x_name)), key="scheme-pareto", name="pareto")
 
 
-@st.fragment(key=PRUNE)
 def section_prune() -> None:
     ctx = page_context()
     st.subheader("Prune for real", anchor=False)

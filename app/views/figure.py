@@ -57,6 +57,8 @@ def show_figure(
         chart_key = view_key(key)
 
         def changed() -> None:
+            if chart_key != view_key(key):
+                return  # an event of a chart drawn before the last change (a fragment rerun can leave it registered)
             heads = heads_from_event(st.session_state.get(chart_key))
             if heads is not None:
                 on_heads(heads)
