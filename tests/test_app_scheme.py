@@ -75,7 +75,7 @@ def test_real_pruning_on_a_tiny_model(tiny_bert_dir):
 def test_compare_and_swap_two_schemes(tiny_bert_dir):
     at = _app(model=str(tiny_bert_dir), data=TINY_DATA, scheme="0.0").run()
     _show(at, "scheme")
-    at.button_group(key="scheme-b-source").set_value("Custom").run()
+    at.button_group(key="scheme_b_source").set_value("Custom").run()
     _by_label(at.text_input, "Heads of B (layer.head, comma-separated)").input("1.1,2.2").run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
