@@ -36,3 +36,12 @@ def button(at: AppTest, label_start: str):
 
 def sidebar_metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.sidebar.get("metric") if m.label == label)
+
+
+def shown_text(markdown: str) -> str:
+    """The text of a message the app wraps in a code span (user-supplied text is shown literally)."""
+    text = markdown.strip()
+    fence = len(text) - len(text.lstrip("`"))
+    if fence and text.endswith("`" * fence):
+        return text[fence:-fence].strip()
+    return markdown

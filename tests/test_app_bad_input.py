@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptools import PAGES, TINY_DATA, app, open_page
+from apptools import PAGES, TINY_DATA, app, open_page, shown_text
 from apptools import button as _button
 from apptools import sidebar_metric as _sidebar_metric
 
@@ -30,7 +30,7 @@ def _has_button(at: AppTest, label_start: str) -> bool:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown_text(e.value) for e in at.error]
 
 
 def _start(model: Path) -> AppTest:
