@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app/main.py --server.port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -10,24 +10,22 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import Context, all_heads, head_label, page_bundle, page_context, run_from_app, set_scheme, set_selection, view_key
-from pages.views import (
-    KEPT_COLORS,
-    ROLE_COLORS,
-    ROLE_NAMES,
-    SELECT_COLOR,
-    draw_chart,
-    figure_download,
-    grid_figure,
-    points_figure,
-    role_categories,
-)
+from app import links
+from app.context import Context, load_context, page_bundle, page_context
+from app.keys import Head, all_heads, head_label
+from app.sidebar import rerun_scheme_views
+from app.state import hand_over_to_dependencies, set_scheme, set_selection, view_key
+from app.views.figure import show_figure
+from app.views.head_detail import entropy_figure, profile_figure
+from app.views.head_grid import grid_figure, kept_figure, role_categories, visualize_head_grid
+from app.views.head_points import points_figure
+from app.views.style import ROLE_COLORS, ROLE_NAMES
+from app.views.table import visualize_table
 from pruning_core.analysis import AnalysisBundle
-from pruning_core.attention import ENTROPY_BINS, PROFILE_NAMES
+from pruning_core.attention import PROFILE_NAMES
 from pruning_core.roles import ROLES
 
-run_from_app()
-
+LINKED_VIEWS = "heads-linked-views"
 CRITERIA = {
     "importance_display": "importance (scaled 0–1)",
     "importance": "importance (layer-normalised)",
@@ -51,10 +49,10 @@ def criteria_of(bundle: AnalysisBundle) -> dict[str, np.ndarray]:
     return {k: values[k] for k in CRITERIA if k in values and np.isfinite(values[k]).any()}
 
 
-def colour_grid(ctx: Context, bundle: AnalysisBundle, colour: str, key: str) -> go.Figure:
+def coloured_grid(ctx: Context, bundle: AnalysisBundle, colour: str) -> go.Figure:
     pruned = ~ctx.scheme.keep_mask()
     if colour == ROLE_VIEW:
-        fig = grid_figure(
+        return grid_figure(
             role_categories(bundle.roles.assigned),
             categories=ROLE_NAMES,
             category_colors=ROLE_COLORS,
@@ -62,19 +60,20 @@ def colour_grid(ctx: Context, bundle: AnalysisBundle, colour: str, key: str) -> 
             pruned=pruned,
             selected=ctx.selection,
         )
-    elif colour == SCHEME_VIEW:
-        fig = grid_figure(
-            pruned.astype(float),
-            categories=("kept", "pruned"),
-            category_colors=KEPT_COLORS,
-            value_name="state",
-            pruned=pruned,
-            selected=ctx.selection,
-        )
-    else:
-        fig = grid_figure(criteria_of(bundle)[colour], value_name=CRITERIA[colour], pruned=pruned, selected=ctx.selection)
-    draw_chart(fig, key, on_heads=set_selection)
-    return fig
+    if colour == SCHEME_VIEW:
+        return kept_figure(pruned, ctx.selection)
+    return grid_figure(criteria_of(bundle)[colour], value_name=CRITERIA[colour], pruned=pruned, selected=ctx.selection)
+
+
+def toggle_head(head: Head) -> None:
+    """Button callback: flip one head of the current scheme; only this page's views and the sidebar's panels rerun."""
+    set_scheme(load_context().scheme.toggled(*head))
+    rerun_scheme_views(LINKED_VIEWS)
+
+
+def prune_heads(heads: set[Head]) -> None:
+    set_scheme(load_context().scheme.pruned | heads)
+    rerun_scheme_views(LINKED_VIEWS)
 
 
 def detail_panel(ctx: Context, bundle: AnalysisBundle) -> None:
@@ -92,7 +91,7 @@ def detail_panel(ctx: Context, bundle: AnalysisBundle) -> None:
     importance = criteria["importance_display"]
     rank = int((np.nan_to_num(importance, nan=np.inf) < importance[layer, index]).sum()) + 1
     partner = int(bundle.similarity.partner[layer, index])
-    partner_label = f"{partner // ctx.shape[1]}.{partner % ctx.shape[1]}" if partner >= 0 else "—"
+    partner_label = head_label(divmod(partner, ctx.shape[1])) if partner >= 0 else "—"
     pruned = head in ctx.scheme.pruned
     cols = st.columns(5)
     cols[0].metric("Importance", f"{importance[layer, index]:.3f}", help=f"rank {rank} of {importance.size}, lowest first (scaled 0–1)")
@@ -105,66 +104,63 @@ def detail_panel(ctx: Context, bundle: AnalysisBundle) -> None:
         rows = [
             {
                 "role": role,
-                "β": _fmt(bundle.roles.mean[layer, index, k], 2),
-                "p": _fmt(bundle.roles.p[layer, index, k], 4),
+                "β": number(bundle.roles.mean[layer, index, k], 2),
+                "p": number(bundle.roles.p[layer, index, k], 4),
                 "has it": "yes" if bundle.roles.assigned[layer, index, k] else "no",
             }
             for k, role in enumerate(ROLES)
             if np.isfinite(bundle.roles.mean[layer, index, k])
         ]
         st.markdown(f"**Functional roles** (t-test of mean β > τ = {bundle.roles.tau:g}, p < 0.05)")
-        st.dataframe(rows, hide_index=True, width="stretch")
+        visualize_table(rows)
         st.caption(
             f"Entropy {criteria['entropy'][layer, index]:.2f} nats · distance {criteria['distance'][layer, index]:.1f} tokens · "
             f"dependency alignment {criteria['align_all'][layer, index]:.2f}"
         )
-        if st.button("Keep this head" if pruned else "Prune this head", key="heads-toggle", icon=":material/content_cut:"):
-            set_scheme(ctx.scheme.toggled(layer, index))
-            st.rerun(scope="app")
-        if len(ctx.selection) > 1 and st.button(f"Prune the {len(ctx.selection)} selected heads", key="heads-prune-selection"):
-            set_scheme(ctx.scheme.pruned | ctx.selection)
-            st.rerun(scope="app")
+        st.button(
+            "Keep this head" if pruned else "Prune this head",
+            key="heads-toggle",
+            icon=":material/content_cut:",
+            on_click=toggle_head,
+            args=(head,),
+        )
+        if len(ctx.selection) > 1:
+            st.button(
+                f"Prune the {len(ctx.selection)} selected heads", key="heads-prune-selection", on_click=prune_heads, args=(ctx.selection,)
+            )
         if st.button("Show in a sentence", key="heads-to-deps", icon=":material/account_tree:"):
-            st.session_state["deps_head"] = head
-            st.switch_page("pages/dependencies.py")
+            hand_over_to_dependencies(head=head)
+            links.switch_to("dependencies")
     with middle:
         profile = bundle.attention.mean_profile
-        fig = go.Figure()
-        fig.add_bar(x=list(PROFILE_NAMES), y=profile[layer, index], name=f"head {layer}.{index}", marker_color=SELECT_COLOR)
-        fig.add_scatter(
-            x=list(PROFILE_NAMES),
-            y=np.nanmean(profile.reshape(-1, len(PROFILE_NAMES)), axis=0),
-            mode="markers",
-            marker={"symbol": "line-ew", "size": 30, "line": {"width": 3, "color": "#333"}},
-            name="mean of all heads",
-        )
-        fig.update_layout(
-            title={"text": "Attention profile: where its attention goes", "font": {"size": 14}},
-            height=300,
-            margin={"l": 40, "r": 10, "t": 40, "b": 30},
-            yaxis_title="share of attention",
-            legend={"orientation": "h", "y": -0.2},
-        )
-        st.plotly_chart(fig, key="heads-profile", config={"displaylogo": False})
+        mean = np.nanmean(profile.reshape(-1, len(PROFILE_NAMES)), axis=0)
+        show_figure(profile_figure(PROFILE_NAMES, profile[layer, index], mean, head_label(head)), key="heads-profile")
     with right:
-        hist = bundle.attention.entropy_hist[layer, index]
-        edges = np.linspace(0, 1, ENTROPY_BINS + 1)
-        fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=hist / max(hist.sum(), 1), width=1 / ENTROPY_BINS, marker_color="#4c78a8"))
-        fig.update_layout(
-            title={"text": "Row entropy / ln n: 0 = one token, 1 = uniform", "font": {"size": 14}},
-            height=300,
-            margin={"l": 40, "r": 10, "t": 40, "b": 30},
-            xaxis={"range": [0, 1], "title": "normalised entropy"},
-            yaxis_title="share of rows",
-        )
-        st.plotly_chart(fig, key="heads-entropy", config={"displaylogo": False})
+        show_figure(entropy_figure(bundle.attention.entropy_hist[layer, index]), key="heads-entropy")
 
 
-def _fmt(value: float, digits: int) -> str:
+def number(value: float, digits: int) -> str:
     return "—" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-@st.fragment
+def criterion_points(
+    ctx: Context, x: np.ndarray, y: np.ndarray, x_title: str, y_title: str, color: np.ndarray, color_title: str
+) -> go.Figure:
+    return points_figure(
+        x.ravel(),
+        y.ravel(),
+        x_title=x_title,
+        y_title=y_title,
+        color=color,
+        color_title=color_title,
+        num_heads=ctx.shape[1],
+        pruned=~ctx.scheme.keep_mask(),
+        selected=ctx.selection,
+        height=360,
+    )
+
+
+@st.fragment(key=LINKED_VIEWS)
 def linked_views() -> None:
     """The three linked views and the detail panel; a selection reruns only this fragment."""
     ctx = page_context()
@@ -186,46 +182,22 @@ def linked_views() -> None:
         "Click a head in any view to select it; box or lasso select (chart toolbar) picks many."
     )
     grid_col, scatter_col, map_col = st.columns([5, 4, 4], gap="small")
-    pruned = ~ctx.scheme.keep_mask()
-    num_heads = ctx.shape[1]
     with grid_col:
         st.markdown("**Head grid** (layer × head)")
-        grid = colour_grid(ctx, bundle, colour, "heads-grid")
+        visualize_head_grid(coloured_grid(ctx, bundle, colour), key="heads-grid", name="head-grid", on_heads=set_selection)
         st.caption("× pruned in the current scheme · outlined: selected")
-        figure_download(grid, "head-grid", "heads-grid-html")
     with scatter_col:
         st.markdown("**Score scatter**")
-        scatter = points_figure(
-            criteria[x_name].ravel(),
-            criteria[y_name].ravel(),
-            x_title=CRITERIA[x_name],
-            y_title=CRITERIA[y_name],
-            color=np.repeat(np.arange(ctx.shape[0]), num_heads).astype(float),
-            color_title="layer",
-            num_heads=num_heads,
-            pruned=pruned,
-            selected=ctx.selection,
-            height=360,
-        )
-        draw_chart(scatter, "heads-scatter", on_heads=set_selection)
-        figure_download(scatter, "score-scatter", "heads-scatter-html")
+        layer_of = np.repeat(np.arange(ctx.shape[0]), ctx.shape[1]).astype(float)
+        scatter = criterion_points(ctx, criteria[x_name], criteria[y_name], CRITERIA[x_name], CRITERIA[y_name], layer_of, "layer")
+        show_figure(scatter, key="heads-scatter", name="score-scatter", on_heads=set_selection)
     with map_col:
         st.markdown("**Head map** (similar heads close together)")
-        coords = bundle.head_map
-        head_map = points_figure(
-            coords[:, 0],
-            coords[:, 1],
-            x_title=f"{bundle.map_method} 1",
-            y_title=f"{bundle.map_method} 2",
-            color=criteria[map_colour].ravel(),
-            color_title=CRITERIA[map_colour].split(" (")[0],
-            num_heads=num_heads,
-            pruned=pruned,
-            selected=ctx.selection,
-            height=360,
+        coords, method = bundle.head_map, bundle.map_method
+        head_map = criterion_points(
+            ctx, coords[:, 0], coords[:, 1], f"{method} 1", f"{method} 2", criteria[map_colour].ravel(), CRITERIA[map_colour].split(" (")[0]
         )
-        draw_chart(head_map, "heads-map", on_heads=set_selection)
-        figure_download(head_map, "head-map", "heads-map-html")
+        show_figure(head_map, key="heads-map", name="head-map", on_heads=set_selection)
     picked = st.multiselect(
         "Selected heads",
         all_heads(*ctx.shape),
@@ -241,7 +213,8 @@ def linked_views() -> None:
     detail_panel(ctx, bundle)
 
 
-st.title("Heads", anchor=False)
-st.caption("Which heads look prunable? Low importance, high stability and high similarity (redundancy) point to prunable heads.")
-page_bundle(page_context())
-linked_views()
+def render() -> None:
+    st.title("Heads", anchor=False)
+    st.caption("Which heads look prunable? Low importance, high stability and high similarity (redundancy) point to prunable heads.")
+    page_bundle(page_context())
+    linked_views()

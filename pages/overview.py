@@ -1,4 +1,5 @@
-"""Overview: what did I load and how good is it?"""
+"""Overview: what did I load and how good is it? Model and dataset pickers, the model's facts and
+accuracy, and the head analysis at a glance."""
 
 from __future__ import annotations
 
@@ -6,40 +7,26 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import (
-    DEFAULT_MODEL,
-    DataChoice,
-    cached_dataset,
-    cached_model,
-    check_labels,
-    head_label,
-    page_bundle,
-    page_context,
-    run_from_app,
-    save_upload,
-    set_selection,
-    set_sources,
-    show_error,
-)
-from pages.views import draw_chart, figure_download, grid_figure
+from app import links
+from app.context import page_bundle, page_context, show_error
+from app.keys import DEFAULT_MODEL, DataChoice, head_label
+from app.plain import code_span, escape_markdown
+from app.resources import cached_dataset, cached_model, check_labels
+from app.state import DATA, MODEL, set_selection, set_sources
+from app.uploads import save_upload
+from app.views.head_grid import grid_figure, visualize_head_grid
+from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.data import file_columns
 from pruning_core.demo import DEMO_DIR, demo_available, prepare_demo
 
 MODEL_KINDS = ("Embedded demo", "Local folder", "Hub id")
 DATA_KINDS = ("Bundled SST-2", "Upload a file", "File on the server", "Hub dataset")
-
-st.title("bhpvas: attention head pruning")
-st.caption(
-    "Which attention heads of a fine-tuned BERT-family classifier can go, and why? "
-    "Load a model and a labelled dataset, read the per-head evidence, build a scheme, check it, prune for real."
-)
-
-run_from_app()
-ss = st.session_state
+TEXT_COLUMN_GUESSES = ("sentence", "text", "sentence1", "question", "premise", "review")
+LABEL_COLUMN_GUESSES = ("label", "labels", "target", "class", "y", "sentiment")
 
 
-def _apply(model: str, data: str) -> None:
+def apply_sources(model: str, data: str) -> None:
     """Switch to ``model`` and ``data`` if both load and the labels fit; otherwise say why and keep the current ones."""
     try:
         check_labels(cached_model(model), cached_dataset(data))
@@ -51,7 +38,7 @@ def _apply(model: str, data: str) -> None:
 
 
 def model_picker() -> None:
-    current = ss["model"]
+    current = st.session_state[MODEL]
     kind_index = 0 if current == DEFAULT_MODEL else (1 if current.startswith((".", "/", "~")) else 2)
     kind = st.radio("Model", MODEL_KINDS, index=kind_index, horizontal=True, key="pick-model-kind")
     if kind == "Embedded demo":
@@ -67,7 +54,7 @@ def model_picker() -> None:
     else:
         source = st.text_input("Hugging Face Hub id (needs a network)", value=current if kind_index == 2 else "", key="pick-model-hub")
     if st.button("Load model", key="pick-model-apply", disabled=not source.strip() or source.strip() == current):
-        _apply(source.strip(), ss["data"])
+        apply_sources(source.strip(), st.session_state[DATA])
 
 
 def data_picker() -> None:
@@ -87,34 +74,34 @@ def data_picker() -> None:
         except BhpvasError as exc:
             show_error(exc)
             return
-        choice = _column_choice(str(save_upload(raw, upload.name)), columns, limit)
+        choice = column_choice(str(save_upload(raw, upload.name)), columns, limit)
     elif kind == "File on the server":
-        path = st.text_input("Path to a CSV, TSV or JSONL file", key="pick-data-path", placeholder="/data/reviews.csv")
-        if not path.strip():
+        path = st.text_input("Path to a CSV, TSV or JSONL file", key="pick-data-path", placeholder="/data/reviews.csv").strip()
+        if not path:
             return
         try:
-            columns = file_columns(Path(path.strip()).expanduser().read_bytes(), Path(path.strip()).name)
+            columns = file_columns(Path(path).expanduser().read_bytes(), Path(path).name)
         except OSError as exc:
-            st.error(f"Cannot read {path.strip()}: {exc.strerror or exc}.", icon=":material/error:")
+            st.error(f"Cannot read {code_span(path)}: {code_span(exc.strerror or str(exc))}.", icon=":material/error:")
             return
         except BhpvasError as exc:
             show_error(exc)
             return
-        choice = _column_choice(path.strip(), columns, limit)
+        choice = column_choice(path, columns, limit)
     else:
         hub = st.text_input("Hub dataset id (needs a network and the datasets package)", key="pick-data-hub")
         if not hub.strip():
             return
         choice = DataChoice(hub.strip(), rows=limit)
-    if st.button("Use this dataset", key="pick-data-apply", disabled=choice.key() == ss["data"]):
-        _apply(ss["model"], choice.key())
+    if st.button("Use this dataset", key="pick-data-apply", disabled=choice.key() == st.session_state[DATA]):
+        apply_sources(st.session_state[MODEL], choice.key())
 
 
-def _column_choice(source: str, columns: list[str], rows: int | None) -> DataChoice:
+def column_choice(source: str, columns: list[str], rows: int | None) -> DataChoice:
     """Column pickers for a file: text, optional second text (sentence pairs) and label."""
     lower = [c.lower() for c in columns]
-    guess_text = next((i for i, c in enumerate(lower) if c in ("sentence", "text", "sentence1", "question", "premise", "review")), 0)
-    guess_label = next((i for i, c in enumerate(lower) if c in ("label", "labels", "target", "class", "y", "sentiment")), len(columns) - 1)
+    guess_text = next((i for i, c in enumerate(lower) if c in TEXT_COLUMN_GUESSES), 0)
+    guess_label = next((i for i, c in enumerate(lower) if c in LABEL_COLUMN_GUESSES), len(columns) - 1)
     left, middle, right = st.columns(3)
     text = left.selectbox("Text column", columns, index=guess_text, key="pick-col-text")
     pair = middle.selectbox("Second text (pairs)", ["(none)", *columns], key="pick-col-pair")
@@ -122,88 +109,101 @@ def _column_choice(source: str, columns: list[str], rows: int | None) -> DataCho
     return DataChoice(source, text=text, pair=None if pair == "(none)" else pair, label=label, rows=rows)
 
 
-if ss["model"] == DEFAULT_MODEL and not demo_available():
-    st.warning(f"The embedded demo model is missing from `{DEMO_DIR}`.")
+def demo_builder() -> None:
+    """When the embedded demo model is missing: offer to build it."""
+    st.warning(f"The embedded demo model is missing from {code_span(str(DEMO_DIR))}.")
     if st.button("Build the demo model (about 30 minutes on a laptop CPU)"):
         bar = st.progress(0.0, text="Fine-tuning")
         prepare_demo(progress=lambda f, m: bar.progress(f, text=f"Fine-tuning: {m}"))
         st.rerun()
 
-try:
-    cached_model(ss["model"])
-    cached_dataset(ss["data"])
-    broken = False
-except BhpvasError:
-    broken = True
 
-with st.expander("Model and dataset", expanded=broken, icon=":material/folder_open:"):
-    left, right = st.columns(2, gap="large")
-    with left:
-        model_picker()
-    with right:
-        data_picker()
+def sources_open() -> bool:
+    """Whether the current model and dataset open (else the pickers start expanded)."""
+    try:
+        cached_model(st.session_state[MODEL])
+        cached_dataset(st.session_state[DATA])
+    except BhpvasError:
+        return False
+    return True
 
-ctx = page_context(on_overview=True)
-facts = ctx.lm.describe()
-try:
-    full = ctx.full()
-except BhpvasError as exc:
-    show_error(exc)
-    st.stop()
 
-left, middle, right, last = st.columns(4)
-left.metric("Architecture", facts["architecture"], help=f"model type {facts['model_type']}, hidden size {facts['hidden_size']}")
-middle.metric("Heads", f"{facts['layers']} × {facts['heads_per_layer']}", help=f"layers × heads per layer; head size {facts['head_dim']}")
-right.metric("Parameters", f"{facts['parameters'] / 1e6:.1f} M")
-last.metric(f"Accuracy on {ctx.dataset.name}", f"{full.accuracy:.2%}", help=f"{full.n} samples, mean loss {full.loss:.3f}")
-labels = ", ".join(f"{i}: {name}" for i, name in sorted(facts["labels"].items()))
-pair = " (sentence pairs)" if ctx.dataset.is_pair else ""
-st.caption(
-    f"Model `{ctx.model_source}` on {facts['device']} · labels {labels} · "
-    f"dataset {ctx.dataset.name}{pair}, {len(ctx.dataset)} rows, text column(s) {', '.join(ctx.dataset.text_columns)}, "
-    f"label column {ctx.dataset.label_column}."
-)
-for notice in full.notices + ctx.lm.notices:
-    st.info(notice)
-
-st.subheader("Head analysis", anchor=False)
-bundle = ctx.known_bundle()
-if bundle is None:
-    st.caption("Computing attention statistics, importance, similarity, roles and dependency alignment for every head…")
-bundle = page_bundle(ctx)
-summary = bundle.summary()
-roles = ", ".join(f"{count} {role}" for role, count in summary["role_counts"].items() if count) or "none"
-st.caption(
-    f"Ready: {bundle.num_layers * bundle.num_heads} heads analysed on {bundle.data} (cached on disk). "
-    f"Functional roles: {roles}. Head map by {bundle.map_method.upper()}."
-)
-
-grid_col, info_col = st.columns([3, 2], gap="large")
-with grid_col:
-    fig = grid_figure(
-        bundle.importance.display(),
-        title="Importance (Michel et al.; min-max scaled) — dark = unimportant",
-        value_name="importance",
-        colorscale="Viridis",
-        pruned=~ctx.scheme.keep_mask(),
-        selected=ctx.selection,
-    )
-    draw_chart(fig, "overview-grid", on_heads=set_selection)
+def render() -> None:
+    st.title("bhpvas: attention head pruning")
     st.caption(
-        "Crossed cells are pruned in the current scheme; outlined cells are selected. Click a head to select it (box select in the chart toolbar picks many)."
+        "Which attention heads of a fine-tuned BERT-family classifier can go, and why? "
+        "Load a model and a labelled dataset, read the per-head evidence, build a scheme, check it, prune for real."
     )
-    figure_download(fig, "importance-grid", "overview-grid-html")
-with info_col:
-    st.markdown("**Heads at the ends of each criterion** (layer.head)")
-    ranked = summary["ranked"]
-    rows = [
-        {"criterion": name, "lowest": ", ".join(ranked[name]["bottom"]), "highest": ", ".join(ranked[name]["top"])}
-        for name in ("importance", "stability", "similarity")
-    ]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    corr = summary["spearman"]
-    st.caption("Spearman correlations: " + ", ".join(f"{k.replace('~', ' ~ ')} {v:+.2f}" for k, v in corr.items() if v is not None))
-    if ctx.selection:
-        st.markdown("**Selected:** " + ", ".join(head_label(h) for h in sorted(ctx.selection)))
-    st.page_link("pages/heads.py", label="Inspect heads", icon=":material/grid_view:")
-    st.page_link("pages/scheme.py", label="Build and export a scheme", icon=":material/content_cut:")
+    if st.session_state[MODEL] == DEFAULT_MODEL and not demo_available():
+        demo_builder()
+    with st.expander("Model and dataset", expanded=not sources_open(), icon=":material/folder_open:"):
+        left, right = st.columns(2, gap="large")
+        with left:
+            model_picker()
+        with right:
+            data_picker()
+
+    ctx = page_context(on_overview=True)
+    facts = ctx.lm.describe()
+    try:
+        full = ctx.full()
+    except BhpvasError as exc:
+        show_error(exc)
+        st.stop()
+    left, middle, right, last = st.columns(4)
+    left.metric("Architecture", facts["architecture"], help=f"model type {facts['model_type']}, hidden size {facts['hidden_size']}")
+    middle.metric(
+        "Heads", f"{facts['layers']} × {facts['heads_per_layer']}", help=f"layers × heads per layer; head size {facts['head_dim']}"
+    )
+    right.metric("Parameters", f"{facts['parameters'] / 1e6:.1f} M")
+    last.metric(
+        f"Accuracy on {escape_markdown(ctx.dataset.name)}", f"{full.accuracy:.2%}", help=f"{full.n} samples, mean loss {full.loss:.3f}"
+    )
+    labels = ", ".join(f"{i}: {name}" for i, name in sorted(facts["labels"].items()))
+    pair = " (sentence pairs)" if ctx.dataset.is_pair else ""
+    st.caption(
+        f"Model {code_span(ctx.model_source)} on {facts['device']} · labels {code_span(labels)} · "
+        f"dataset {code_span(ctx.dataset.name)}{pair}, {len(ctx.dataset)} rows, "
+        f"text column(s) {code_span(', '.join(ctx.dataset.text_columns))}, label column {code_span(str(ctx.dataset.label_column))}."
+    )
+    for notice in full.notices + ctx.lm.notices:
+        st.info(notice)
+
+    st.subheader("Head analysis", anchor=False)
+    if ctx.known_bundle() is None:
+        st.caption("Computing attention statistics, importance, similarity, roles and dependency alignment for every head…")
+    bundle = page_bundle(ctx)
+    summary = bundle.summary()
+    roles = ", ".join(f"{count} {role}" for role, count in summary["role_counts"].items() if count) or "none"
+    st.caption(
+        f"Ready: {bundle.num_layers * bundle.num_heads} heads analysed on {escape_markdown(bundle.data)} (cached on disk). "
+        f"Functional roles: {roles}. Head map by {bundle.map_method.upper()}."
+    )
+    grid_col, info_col = st.columns([3, 2], gap="large")
+    with grid_col:
+        fig = grid_figure(
+            bundle.importance.display(),
+            title="Importance (Michel et al.; min-max scaled) — dark = unimportant",
+            value_name="importance",
+            pruned=~ctx.scheme.keep_mask(),
+            selected=ctx.selection,
+        )
+        visualize_head_grid(fig, key="overview-grid", name="importance-grid", on_heads=set_selection)
+        st.caption(
+            "Crossed cells are pruned in the current scheme; outlined cells are selected. "
+            "Click a head to select it (box select in the chart toolbar picks many)."
+        )
+    with info_col:
+        st.markdown("**Heads at the ends of each criterion** (layer.head)")
+        ranked = summary["ranked"]
+        rows = [
+            {"criterion": name, "lowest": ", ".join(ranked[name]["bottom"]), "highest": ", ".join(ranked[name]["top"])}
+            for name in ("importance", "stability", "similarity")
+        ]
+        visualize_table(rows)
+        corr = summary["spearman"]
+        st.caption("Spearman correlations: " + ", ".join(f"{k.replace('~', ' ~ ')} {v:+.2f}" for k, v in corr.items() if v is not None))
+        if ctx.selection:
+            st.markdown("**Selected:** " + ", ".join(head_label(h) for h in sorted(ctx.selection)))
+        links.page_link("heads", label="Inspect heads", icon=":material/grid_view:")
+        links.page_link("scheme", label="Build and export a scheme", icon=":material/content_cut:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -163,3 +163,19 @@ def compare_efficiency(full: EfficiencyReport, pruned: EfficiencyReport) -> list
             }
         )
     return rows
+
+
+def kept_per_layer(pruned: Iterable[tuple[int, int]], num_layers: int, num_heads: int) -> list[int]:
+    """Heads kept in each layer when ``pruned`` (layer, head) pairs are removed."""
+    removed = [0] * num_layers
+    for layer, _ in set(pruned):
+        removed[layer] += 1
+    return [num_heads - count for count in removed]
+
+
+def scheme_macs(lm: LoadedModel, seq_len: int, pruned: Iterable[tuple[int, int]]) -> tuple[int, float]:
+    """Encoder MACs for one ``seq_len``-token sequence with ``pruned`` heads removed, and their share
+    of the full model's MACs in percent."""
+    full = encoder_macs(lm, seq_len, [lm.num_heads] * lm.num_layers)
+    macs = encoder_macs(lm, seq_len, kept_per_layer(pruned, lm.num_layers, lm.num_heads))
+    return macs, 100 * macs / full

@@ -1,12 +1,13 @@
-"""Helpers shared by the AppTest modules: start the app with URL parameters, find widgets."""
+"""Helpers shared by the AppTest modules: start the app with URL parameters, open a page, find widgets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 PAGES = ("overview", "heads", "process", "samples", "dependencies", "scheme")
 TINY_DATA = "sst2|rows=24"
 
@@ -19,9 +20,28 @@ def app(timeout: float = 120, **params: str) -> AppTest:
     return at
 
 
+def open_page(at: AppTest, url_path: str) -> AppTest:
+    """Ask for the page at ``/url_path`` on the next run (not run yet).
+
+    ``AppTest.switch_page`` only finds pages defined by files; the dashboard's pages are callables,
+    which Streamlit identifies by the hash of their URL path, so the request names that hash.
+    """
+    at._page_hash = calc_hash(url_path)
+    return at
+
+
 def button(at: AppTest, label_start: str):
     return next(b for b in at.button if b.label.startswith(label_start))
 
 
 def sidebar_metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.sidebar.get("metric") if m.label == label)
+
+
+def shown_text(markdown: str) -> str:
+    """The text of a message the app wraps in a code span (user-supplied text is shown literally)."""
+    text = markdown.strip()
+    fence = len(text) - len(text.lstrip("`"))
+    if fence and text.endswith("`" * fence):
+        return text[fence:-fence].strip()
+    return markdown

@@ -76,3 +76,15 @@ def bad_model_dirs(tmp_path_factory) -> dict[str, Path]:
     BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(encoder)
     AutoTokenizer.from_pretrained(base_encoder_path()).save_pretrained(encoder)
     return {"missing": root / "no-such-model", "notes": notes, "gpt2": gpt2, "encoder": encoder}
+
+
+@pytest.fixture(scope="session")
+def demo_cache_dir(tmp_path_factory) -> Path:
+    """One result cache for the app tests on the demo, so the demo analysis is computed once per run."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
+@pytest.fixture
+def demo_cache(isolated_cache, demo_cache_dir, monkeypatch) -> Path:
+    monkeypatch.setenv("BHPVAS_CACHE_DIR", str(demo_cache_dir))
+    return demo_cache_dir

@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-from apptools import PAGES, TINY_DATA, app
+from streamlit.testing.v1 import AppTest
+
+from apptools import PAGES, TINY_DATA, app, open_page, shown_text
 from apptools import button as _button
 from apptools import sidebar_metric as _sidebar_metric
-from streamlit.testing.v1 import AppTest
 
 SCHEME = "0.1,1.2"
 
@@ -29,7 +30,7 @@ def _has_button(at: AppTest, label_start: str) -> bool:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown_text(e.value) for e in at.error]
 
 
 def _start(model: Path) -> AppTest:
@@ -66,7 +67,7 @@ def open_model(at: AppTest, kind: str, source: str) -> None:
 
 def import_scheme(at: AppTest, name: str, raw: bytes) -> None:
     """Scheme & export → Import scheme JSON."""
-    at.switch_page("pages/scheme.py").run()
+    open_page(at, "scheme").run()
     at.file_uploader(key="scheme-import").set_value((name, raw, "application/json")).run()
 
 
@@ -127,7 +128,7 @@ def test_one_enormous_text_is_truncated_with_a_notice(tiny_bert_dir):
     assert any(phrase in i.value for i in at.info), "the overview shows the notice"
     assert any(phrase in w.value for w in at.sidebar.get("warning")), "the sidebar shows it on every page"
     for page in ("samples", "dependencies"):
-        at.switch_page(f"pages/{page}.py").run()
+        open_page(at, page).run()
         assert not at.exception and not at.error, (page, _errors(at))
     at.number_input(key="deps-sample").set_value(8).run()
     assert not at.exception and not at.error, _errors(at)
@@ -169,7 +170,7 @@ def test_a_scheme_pruning_every_head_works_on_every_page(tiny_bert_dir):
     notice = "Every head is gated off: the model sees no interaction between tokens."
     assert any(notice in w.value for w in at.sidebar.get("warning")), [w.value for w in at.sidebar.get("warning")]
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py").run()
+        open_page(at, page).run()
         assert not at.exception and not at.error, (page, at.exception, _errors(at))
     _button(at, "Prune 12 heads, check and time it").click().run()
     assert not at.exception

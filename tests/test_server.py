@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from apptools import TINY_DATA
+
+from apptools import TINY_DATA, open_page
 from apptools import app as _app
 from apptools import button as _button
-
 from pruning_core import DiskCache, evaluate
 from pruning_core.jobs import JobGate, job_gate
 from pruning_core.schemes import Scheme
@@ -51,7 +51,7 @@ def test_a_url_pointing_at_an_ended_sessions_upload_says_so(tiny_bert_dir, isola
 
 
 def test_startup_sweep_removes_left_over_uploads(tiny_bert_dir, isolated_cache, monkeypatch):
-    import pages.common as common
+    import app.uploads as uploads
 
     stale = isolated_cache / "uploads" / ("f" * 24)
     stale.mkdir(parents=True)
@@ -59,7 +59,7 @@ def test_startup_sweep_removes_left_over_uploads(tiny_bert_dir, isolated_cache, 
     long_ago = time.time() - 48 * 3600
     for path in (stale, stale / "left.csv"):
         os.utime(path, (long_ago, long_ago))
-    common._startup_sweep.clear()
+    uploads.startup_sweep.clear()
     at = _app(model=str(tiny_bert_dir), data=TINY_DATA).run()
     assert not at.exception
     assert not stale.exists()
@@ -165,11 +165,11 @@ def test_the_app_runs_analysis_curves_and_pruning_reports_through_the_job_gate(t
     at = _app(timeout=300, model=str(tiny_bert_dir), data="sst2|rows=20", scheme="0.1,2.2").run()
     assert not at.exception and not at.error
     assert jobs == ["Head analysis"]
-    at.switch_page("pages/process.py").run()
+    open_page(at, "process").run()
     at.multiselect(key="process-compute-strategies").set_value(["importance"]).run()
     _button(at, "Compute the pruning curves").click().run()
     assert not at.exception and not at.error
-    at.switch_page("pages/scheme.py").run()
+    open_page(at, "scheme").run()
     _button(at, "Prune 2 heads, check and time it").click().run()
     assert not at.exception and not at.error
     assert jobs == ["Head analysis", "Pruning curves", "Pruning report"]

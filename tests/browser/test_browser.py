@@ -1,6 +1,6 @@
 """The dashboard in a real browser (Playwright + Debian's Chromium) on the embedded demo.
 
-Starts ``streamlit run app.py`` on a free port, opens every page, clicks a head on the grid and
+Starts ``streamlit run app/main.py`` on a free port, opens every page, clicks a head on the grid and
 sees it highlighted in the scatter, toggles heads in the scheme and sees the sidebar accuracy
 change, downloads the scheme JSON, and saves a screenshot of every page under ``test-artifacts/``.
 Skipped where Playwright or Chromium is missing. Set ``BHPVAS_CACHE_DIR`` to reuse a warm cache.
@@ -48,12 +48,12 @@ def _free_port() -> int:
 
 @contextmanager
 def running_app(cache: str, log_dir: Path, *extra: str) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port with result cache ``cache``; yields its URL."""
+    """``streamlit run app/main.py`` on a free port with result cache ``cache``; yields its URL."""
     port = _free_port()
     env = {**os.environ, "BHPVAS_CACHE_DIR": cache, "TOKENIZERS_PARALLELISM": "false"}
     log = open(log_dir / "streamlit.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true", *extra],
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port), "--server.headless", "true", *extra],
         cwd=ROOT,
         env=env,
         stdout=log,

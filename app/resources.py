@@ -1,0 +1,191 @@
+"""Resources shared by every session of the server: models, datasets, result stores, the job gate.
+
+Models and datasets are Streamlit resources keyed by their source strings (every source passes the
+server's :class:`~pruning_core.policy.SourcePolicy` first). Evaluation results, analysis bundles and
+pruning curves are kept in bounded :class:`~pruning_core.lru.LRUCache` stores keyed by model and data
+fingerprints (the core's disk cache sits underneath). Heavy work runs through the process-wide job
+gate of :mod:`pruning_core.jobs`, with a message while it waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from app.keys import DataChoice
+from pruning_core import LoadedModel, load_dataset, load_model
+from pruning_core.analysis import AnalysisBundle, analyze
+from pruning_core.cache import single_flight
+from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
+from pruning_core.data import TextDataset
+from pruning_core.evaluation import EvalResult, evaluate
+from pruning_core.jobs import heavy_job, job_gate
+from pruning_core.lru import LRUCache, nbytes_of
+from pruning_core.policy import SourcePolicy
+from pruning_core.schemes import Scheme
+from pruning_core.uploads import check_upload_exists, uploads_root
+
+EVALUATION_BYTES = 512 * 2**20
+
+
+def cached_model(source: str) -> LoadedModel:
+    """The shared model of ``source``, if this server's source policy allows it (else ModelLoadError).
+
+    The policy (``BHPVAS_MODEL_ROOTS``, ``BHPVAS_ALLOW_HUB``) is checked on every call, also for a
+    model already in memory, so no session opens what the server does not allow.
+    """
+    SourcePolicy.from_env().check(source)
+    return shared_model(source)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def shared_model(source: str) -> LoadedModel:
+    """One shared model per source string; pages gate it with per-call hooks and never modify it."""
+    return load_model(source)
+
+
+def cached_dataset(key: str) -> TextDataset:
+    """The shared dataset of a data key (see :class:`DataChoice`), if this server's data policy
+    (``BHPVAS_DATA_ROOTS``) allows it; an upload of an ended session is refused."""
+    source = DataChoice.parse(key).source
+    SourcePolicy.from_env().check_data(source, always_allowed=(uploads_root(),))
+    check_upload_exists(source)
+    return shared_dataset(key)
+
+
+@st.cache_resource(show_spinner="Loading data…", max_entries=8)
+def shared_dataset(key: str) -> TextDataset:
+    """One shared dataset per data key (see :class:`DataChoice`)."""
+    choice = DataChoice.parse(key)
+    return load_dataset(
+        choice.source, text_column=choice.text, text_pair_column=choice.pair, label_column=choice.label, max_rows=choice.rows
+    )
+
+
+def check_labels(lm: LoadedModel, dataset: TextDataset) -> None:
+    """Raise DataError when the dataset's labels do not fit the model (unknown or mixed labels)."""
+    dataset.label_ids(lm.label2id, lm.num_labels)
+
+
+def result_bytes(value: object) -> int:
+    """Size of a result object: the arrays among its attributes."""
+    return nbytes_of(list(vars(value).values())) if hasattr(value, "__dict__") else nbytes_of(value)
+
+
+@st.cache_resource
+def evaluation_store() -> LRUCache[EvalResult]:
+    return LRUCache(max_entries=256, max_bytes=EVALUATION_BYTES, sizeof=result_bytes)
+
+
+@st.cache_resource
+def bundle_store() -> LRUCache[AnalysisBundle]:
+    return LRUCache(max_entries=6)
+
+
+@st.cache_resource
+def curve_store() -> LRUCache[Curves]:
+    return LRUCache(max_entries=6)
+
+
+def jobs_waiting_text(ahead: int, limit: int) -> str:
+    """The message shown while a heavy job waits for its turn."""
+    jobs = "job" if ahead == 1 else "jobs"
+    at_once = "one heavy job at a time" if limit == 1 else f"at most {limit} heavy jobs at a time"
+    return f"Waiting for {ahead} other {jobs} to finish… (this server runs {at_once})"
+
+
+@contextmanager
+def queued_job(name: str) -> Iterator[None]:
+    """A heavy job through the server's job gate (``BHPVAS_MAX_JOBS``), with a message while it waits.
+
+    The message is redrawn on every poll of the gate, so a session that is closed or rerun while
+    waiting gives up its place (Streamlit stops the script at its next element).
+    """
+    slot = st.empty()
+
+    def wait(ahead: int) -> None:
+        slot.info(f"{name}: {jobs_waiting_text(ahead, job_gate().limit)}", icon=":material/hourglass_top:")
+
+    try:
+        with heavy_job(name, wait=wait):
+            slot.empty()
+            yield
+    finally:
+        slot.empty()
+
+
+def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """A progress callback that draws a bar only once work is reported, and a function removing it."""
+    slot = st.empty()
+
+    def report(fraction: float, message: str) -> None:
+        slot.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {message}")
+
+    return report, slot.empty
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[float, str], None]]:
+    """:func:`lazy_progress` as a context: the bar is removed when the work ends."""
+    report, clear = lazy_progress(label)
+    try:
+        yield report
+    finally:
+        clear()
+
+
+def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> EvalResult:
+    """Masked evaluation of ``scheme`` (None: the full model), from memory or the disk cache when known.
+
+    Hidden states are remembered (memory-bounded), so toggling one head recomputes only the layers
+    from that head's layer up.
+    """
+    key = (lm.fingerprint, dataset.fingerprint, scheme.key() if scheme is not None else "none")
+    hit = evaluation_store().get(key)
+    if hit is not None:
+        return hit
+    pruned = len(scheme.pruned) if scheme is not None else 0
+    with progress_bar(f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model") as report:
+        result = evaluate(lm, dataset, scheme, progress=report, remember=True)
+    evaluation_store().put(key, result)
+    return result
+
+
+def known_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle | None:
+    """The analysis bundle if this process already holds it (never computes)."""
+    return bundle_store().get((lm.fingerprint, dataset.fingerprint))
+
+
+def analysis_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle:
+    """The analysis bundle, computed with a progress bar when needed (reopened from disk when cached there).
+
+    A second session asking for the same analysis waits for the first. When the bundle was not in
+    memory, the app reruns afterwards so the sidebar sees it too.
+    """
+    bundle = known_bundle(lm, dataset)
+    if bundle is not None:
+        return bundle
+    key = (lm.fingerprint, dataset.fingerprint)
+    with single_flight(f"app-analysis:{key[0]}:{key[1]}"):
+        if known_bundle(lm, dataset) is None:
+            with queued_job("Head analysis"), progress_bar("Analysing every head (once per model and dataset, then cached)") as report:
+                bundle_store().put(key, analyze(lm, dataset, progress=report))
+    st.rerun()
+    raise AssertionError("unreachable")
+
+
+def known_curves(lm: LoadedModel, dataset: TextDataset) -> Curves | None:
+    """The pruning curves last computed in this process for this model and dataset, if any."""
+    return curve_store().get((lm.fingerprint, dataset.fingerprint))
+
+
+def pruning_curves(lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:
+    """Compute the strategies' curves with a progress bar (evaluations come from the disk cache when known)."""
+    wanted = set(strategies)
+    with queued_job("Pruning curves"), progress_bar("Pruning with each strategy") as report:
+        params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
+        curves = compute_curves(lm, dataset, bundle, params, progress=report)
+    curve_store().put((lm.fingerprint, dataset.fingerprint), curves)
+    return curves

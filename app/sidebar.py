@@ -1,0 +1,198 @@
+"""The sidebar: model and data, the current scheme's metrics, and the BHPVAS proposal's rule.
+
+The metrics and the proposal's adopt button live in fragments (:data:`SCHEME_PANEL`,
+:data:`PROPOSAL_PANEL`), so a page that toggles one head reruns them and its own fragments, not the
+whole app (see :func:`rerun_scheme_views`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app.context import Context, load_context
+from app.plain import code_span
+from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, link_notices, set_scheme
+from pruning_core import BhpvasError
+from pruning_core.analysis import AnalysisBundle
+from pruning_core.proposal import proposed_heads
+
+SCHEME_PANEL = "sidebar-scheme"
+PROPOSAL_PANEL = "sidebar-proposal"
+
+
+def render_sidebar() -> None:
+    """Model and data summary, the current scheme's metrics, and the BHPVAS rule."""
+    with st.sidebar:
+        ctx = context_or_none()
+        if ctx is None:
+            st.warning("The model or dataset could not be opened; the page says why.", icon=":material/error:")
+            return
+        for notice in link_notices():
+            st.warning(notice, icon=":material/warning:")
+        facts = ctx.lm.describe()
+        st.caption(
+            f"**Model** {code_span(shorten(ctx.model_source))} · {facts['architecture']} {facts['layers']}×{facts['heads_per_layer']} heads  \n"
+            f"**Data** {code_span(shorten(ctx.data_key))} · {len(ctx.dataset)} rows"
+        )
+        scheme_panel()
+        rule_controls(ctx)
+        proposal_panel()
+
+
+def rerun_scheme_views(*fragments: str) -> None:
+    """From a widget callback that changed the scheme: rerun the page's ``fragments`` and the sidebar's panel only."""
+    st.rerun([*fragments, SCHEME_PANEL, PROPOSAL_PANEL])
+
+
+def shorten(text: str, limit: int = 38) -> str:
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def context_or_none() -> Context | None:
+    """The page context, or None when the model or dataset does not open (the page says why)."""
+    try:
+        return load_context()
+    except BhpvasError:
+        return None
+
+
+@st.fragment(key=SCHEME_PANEL)
+def scheme_panel() -> None:
+    """The current scheme's metrics against the full model, and a reset button."""
+    if (ctx := context_or_none()) is not None:
+        scheme_metrics(ctx)
+
+
+@st.fragment(key=PROPOSAL_PANEL)
+def proposal_panel() -> None:
+    """The heads the sidebar's rule proposes, and a button making them the current scheme."""
+    if (ctx := context_or_none()) is not None:
+        adopt_proposal(ctx)
+
+
+def scheme_metrics(ctx: Context) -> None:
+    st.subheader("Current scheme", anchor=False)
+    try:
+        full = ctx.full()
+        current = ctx.current()
+    except BhpvasError as exc:
+        st.error(code_span(str(exc)), icon=":material/error:")
+        return
+    total = ctx.shape[0] * ctx.shape[1]
+    pruned = len(ctx.scheme.pruned)
+    st.caption(f"{pruned} of {total} heads pruned · {len(current.flipped)} of {current.n} predictions flipped")
+    for notice in dict.fromkeys(current.notices + ctx.lm.notices):
+        st.warning(notice, icon=":material/info:")
+    left, right = st.columns(2)
+    left.metric(
+        "Accuracy",
+        "100%" if current.accuracy == 1 else f"{current.accuracy:.2%}",
+        delta=f"{(current.accuracy - full.accuracy) * 100:+.2f} pp" if pruned else None,
+        help=f"Masked accuracy with the scheme's heads gated off; the full model has {full.accuracy:.2%}.",
+    )
+    right.metric(
+        "Agreement",
+        f"{current.agreement:.1%}",
+        delta=f"{(current.agreement - 1) * 100:+.2f} pp" if pruned else None,
+        help="Share of samples whose prediction equals the full model's.",
+    )
+    st.metric(
+        "Loss",
+        f"{current.loss:.4f}",
+        delta=f"{current.loss - full.loss:+.4f}" if pruned else None,
+        delta_color="inverse",
+        help=f"Mean cross-entropy; the full model has {full.loss:.4f}.",
+    )
+    if pruned and st.button("Reset to the full model", key="sidebar-reset", icon=":material/restart_alt:", width="stretch"):
+        set_scheme([])
+        st.rerun()
+
+
+def adopt_proposal(ctx: Context) -> None:
+    bundle = ctx.known_bundle()
+    if bundle is None:
+        return
+    heads, meeting = proposed_heads(bundle, *current_rule())
+    note = f"{meeting} heads meet the rule" + (f"; the {len(heads)} least important are proposed." if len(heads) < meeting else ".")
+    st.caption(note)
+    same = set(heads) == ctx.scheme.pruned
+    if st.button(
+        f"Adopt the proposal ({len(heads)} heads)",
+        key="sidebar-adopt",
+        type="primary",
+        disabled=same,
+        icon=":material/content_cut:",
+        width="stretch",
+        help="Replace the current scheme with the heads the rule proposes.",
+    ):
+        set_scheme(heads)
+        st.rerun()
+    if same and heads:
+        st.caption("The current scheme is the proposal.")
+
+
+def stability_floor(bundle: AnalysisBundle | None) -> float:
+    """The stability slider's lower end: the lowest stability of any head (at most 0.9), else 0."""
+    if bundle is None or not np.isfinite(bundle.stability).any():
+        return 0.0
+    return min(0.9, float(np.floor(np.nanmin(bundle.stability) * 100) / 100))
+
+
+def rule_controls(ctx: Context) -> None:
+    st.subheader("BHPVAS proposal", anchor=False)
+    bundle = ctx.known_bundle()
+    low = stability_floor(bundle)
+    st.session_state[RULE_STABILITY] = min(max(float(st.session_state[RULE_STABILITY]), low), 1.0)
+    st.slider(
+        "Importance ≤ t_I",
+        0.0,
+        1.0,
+        step=0.01,
+        key="rule_importance",
+        help="Michel et al. importance, min-max scaled to [0, 1]. A head is proposed only when it is at most this important.",
+    )
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    left.checkbox("use", key=RULE_USE_STABILITY, help="Use the stability criterion")
+    right.slider(
+        "Stability ≥ t_S",
+        low,
+        1.0,
+        step=0.001,
+        format="%.3f",
+        key=RULE_STABILITY,
+        disabled=not st.session_state[RULE_USE_STABILITY],
+        help="1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input.",
+    )
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    left.checkbox("use", key=RULE_USE_SIMILARITY, help="Use the similarity criterion")
+    right.slider(
+        "Similarity ≥ t_C",
+        0.0,
+        1.0,
+        step=0.01,
+        key="rule_similarity",
+        disabled=not st.session_state[RULE_USE_SIMILARITY],
+        help="Maximum linear CKA with any other head: high = redundant.",
+    )
+    st.segmented_control(
+        "Combine stability and similarity with",
+        ["or", "and"],
+        key="rule_logic",
+        help="importance ≤ t_I and (stability ≥ t_S OR/AND similarity ≥ t_C)",
+    )
+    st.number_input(
+        "Target number of heads to prune (0 = all that meet the rule)",
+        min_value=0,
+        max_value=ctx.shape[0] * ctx.shape[1],
+        step=1,
+        key="rule_target",
+        help="Keep only the least important heads that meet the rule, up to this many.",
+    )
+    if bundle is None:
+        st.caption("The proposal needs the head analysis (computed once per model and dataset, then cached on disk).")
+        if st.button("Load the head analysis", key="sidebar-analyse", icon=":material/insights:", width="stretch"):
+            try:
+                ctx.bundle()
+            except BhpvasError as exc:
+                st.error(code_span(str(exc)), icon=":material/error:")

@@ -1,0 +1,39 @@
+"""The Pruning process page: computing curves and loading a point as the scheme."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from apptools import TINY_DATA, open_page
+from apptools import app as _app
+from apptools import button as _button
+from apptools import sidebar_metric as _sidebar_metric
+
+
+def _metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def _show(at: AppTest, page: str) -> AppTest:
+    open_page(at, page).run()
+    assert not at.exception, f"{page}: {at.exception}"
+    assert not at.error, f"{page}: {[e.value for e in at.error]}"
+    return at
+
+
+def _by_label(elements, label: str):
+    return next(e for e in elements if e.label == label)
+
+
+def test_pruning_process_on_a_tiny_model_loads_a_point(tiny_bert_dir):
+    at = _app(timeout=300, model=str(tiny_bert_dir), data=TINY_DATA).run()
+    _show(at, "process")
+    at.multiselect(key="process-compute-strategies").set_value(["importance", "random", "bottom-first", "bhpvas"]).run()
+    _button(at, "Compute the pruning curves").click().run()
+    assert not at.exception and not at.error
+    assert _by_label(at.multiselect, "Strategies").value
+    at.select_slider(key="process-step").set_value(6).run()
+    at.selectbox(key="process-load-strategy").set_value("importance").run()
+    _button(at, "Make it the current scheme").click().run()
+    assert at.session_state["scheme"].count(",") == 5
+    assert _sidebar_metric(at, "Accuracy").endswith("%")

@@ -1,0 +1,52 @@
+"""The sidebar: the current scheme's metrics follow the scheme; adopting the BHPVAS proposal."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from apptools import TINY_DATA, open_page
+from apptools import app as _app
+from apptools import button as _button
+from apptools import sidebar_metric as _sidebar_metric
+
+
+def _metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def _show(at: AppTest, page: str) -> AppTest:
+    open_page(at, page).run()
+    assert not at.exception, f"{page}: {at.exception}"
+    assert not at.error, f"{page}: {[e.value for e in at.error]}"
+    return at
+
+
+def _by_label(elements, label: str):
+    return next(e for e in elements if e.label == label)
+
+
+def test_sidebar_metrics_follow_the_scheme(demo_cache):
+    at = _app(timeout=300).run()
+    _show(at, "scheme")
+    before = (_sidebar_metric(at, "Accuracy"), _sidebar_metric(at, "Loss"))
+    _by_label(at.multiselect, "Pruned heads").set_value([(0, h) for h in range(12)] + [(1, h) for h in range(12)]).run()
+    assert not at.exception
+    after = (_sidebar_metric(at, "Accuracy"), _sidebar_metric(at, "Loss"))
+    assert after != before
+    assert at.session_state["scheme"].count(",") == 23
+    assert at.query_params["scheme"] == at.session_state["scheme"]
+    accuracy_delta = next(m.delta for m in at.sidebar.get("metric") if m.label == "Accuracy")
+    assert accuracy_delta.endswith("pp")
+    _button(at, "Reset to the full model").click().run()
+    assert (_sidebar_metric(at, "Accuracy"), _sidebar_metric(at, "Loss")) == before
+
+
+def test_adopting_the_proposal_sets_the_scheme(tiny_bert_dir):
+    at = _app(model=str(tiny_bert_dir), data=TINY_DATA).run()
+    for name, value in (("rule_importance", 1.0), ("rule_use_stability", False), ("rule_use_similarity", False)):
+        at.session_state[name] = value
+    at.run()
+    adopt = next(b for b in at.sidebar.get("button") if b.label.startswith("Adopt the proposal"))
+    assert adopt.label == "Adopt the proposal (12 heads)"
+    adopt.click().run()
+    assert at.session_state["scheme"].count(",") == 11
