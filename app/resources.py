@@ -9,6 +9,7 @@ gate of :mod:`pruning_core.jobs`, with a message while it waits.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -60,7 +61,13 @@ def shared_dataset(key: str) -> TextDataset:
     """One shared dataset per data key (see :class:`DataChoice`)."""
     choice = DataChoice.parse(key)
     return load_dataset(
-        choice.source, text_column=choice.text, text_pair_column=choice.pair, label_column=choice.label, max_rows=choice.rows
+        choice.source,
+        text_column=choice.text,
+        text_pair_column=choice.pair,
+        label_column=choice.label,
+        max_rows=choice.rows,
+        policy=SourcePolicy.from_env(),
+        always_allowed=(uploads_root(),),
     )
 
 
@@ -93,7 +100,14 @@ def jobs_waiting_text(ahead: int, limit: int) -> str:
     """The message shown while a heavy job waits for its turn."""
     jobs = "job" if ahead == 1 else "jobs"
     at_once = "one heavy job at a time" if limit == 1 else f"at most {limit} heavy jobs at a time"
-    return f"Waiting for {ahead} other {jobs} to finish… (this server runs {at_once})"
+    return f"Waiting for {ahead} other {jobs} to finish… (this server runs {at_once}; change any setting or reload to cancel)"
+
+
+def session_owner() -> str:
+    """This session's owner token for the job gate: one waiting job per session."""
+    if "job_owner" not in st.session_state:
+        st.session_state["job_owner"] = secrets.token_hex(8)
+    return st.session_state["job_owner"]
 
 
 @contextmanager
@@ -109,7 +123,7 @@ def queued_job(name: str) -> Iterator[None]:
         slot.info(f"{name}: {jobs_waiting_text(ahead, job_gate().limit)}", icon=":material/hourglass_top:")
 
     try:
-        with heavy_job(name, wait=wait):
+        with heavy_job(name, wait=wait, owner=session_owner()):
             slot.empty()
             yield
     finally:
@@ -147,7 +161,8 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     if hit is not None:
         return hit
     pruned = len(scheme.pruned) if scheme is not None else 0
-    with progress_bar(f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model") as report:
+    label = f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model"
+    with queued_job("Evaluation"), progress_bar(label) as report:
         result = evaluate(lm, dataset, scheme, progress=report, remember=True)
     evaluation_store().put(key, result)
     return result

@@ -3,8 +3,6 @@ accuracy, and the head analysis at a glance."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from app import links
@@ -17,8 +15,10 @@ from app.uploads import save_upload
 from app.views.head_grid import grid_figure, visualize_head_grid
 from app.views.table import visualize_table
 from pruning_core import BhpvasError
-from pruning_core.data import file_columns
+from pruning_core.data import columns_of_file, file_columns
 from pruning_core.demo import DEMO_DIR, demo_available, prepare_demo
+from pruning_core.policy import SourcePolicy
+from pruning_core.uploads import uploads_root
 
 MODEL_KINDS = ("Embedded demo", "Local folder", "Hub id")
 DATA_KINDS = ("Bundled SST-2", "Upload a file", "File on the server", "Hub dataset")
@@ -80,10 +80,7 @@ def data_picker() -> None:
         if not path:
             return
         try:
-            columns = file_columns(Path(path).expanduser().read_bytes(), Path(path).name)
-        except OSError as exc:
-            st.error(f"Cannot read {code_span(path)}: {code_span(exc.strerror or str(exc))}.", icon=":material/error:")
-            return
+            columns = columns_of_file(path, SourcePolicy.from_env(), always_allowed=(uploads_root(),))
         except BhpvasError as exc:
             show_error(exc)
             return

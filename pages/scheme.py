@@ -24,8 +24,8 @@ from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.efficiency import scheme_macs
+from pruning_core.outputs import folder_downloads, new_run_folder
 from pruning_core.proposal import proposed_heads
-from pruning_core.pruned_folders import pruned_folder
 from pruning_core.report import pruning_report
 from pruning_core.schemes import Scheme
 
@@ -238,17 +238,17 @@ def section_prune() -> None:
         return
     label = f"Prune {heads_text(len(ctx.scheme.pruned))}, check and time it"
     if st.button(label, key="scheme-prune", type="primary", icon=":material/content_cut:"):
-        folder = pruned_folder(ctx.lm.fingerprint, ctx.scheme.key())
+        folder = new_run_folder()
         try:
             with queued_job("Pruning report"), progress_bar("Pruning for real") as report:
                 result = pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
         except BhpvasError as exc:
             show_error(exc)
             return
-        st.session_state[PRUNE_RESULT] = (key, result, str(folder))
+        st.session_state[PRUNE_RESULT] = (key, result, str(folder), folder_downloads(folder))
     stored = st.session_state.get(PRUNE_RESULT)
     if stored and stored[0] == key:
-        visualize_pruning_report(stored[1], Path(stored[2]), key="scheme-download", pruned_count=len(ctx.scheme.pruned))
+        visualize_pruning_report(stored[1], Path(stored[2]), stored[3], key="scheme-download", pruned_count=len(ctx.scheme.pruned))
 
 
 def render() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from app.plain import code_span
-from pruning_core.pruned_folders import zip_folder
 
 
-def visualize_pruning_report(result: dict, folder: Path, *, key: str, pruned_count: int) -> None:
-    """Draw a report of :func:`pruning_core.report.pruning_report` whose files are in ``folder``."""
+def visualize_pruning_report(result: dict, folder: Path, downloads: dict[str, bytes], *, key: str, pruned_count: int) -> None:
+    """Draw a report of :func:`pruning_core.report.pruning_report` written to ``folder``; ``downloads``
+    holds its files' bytes (kept with the session, so a later sweep of old runs never breaks a download)."""
     cols = st.columns(4)
     cols[0].metric(
         "Parameters",
@@ -43,27 +43,20 @@ def visualize_pruning_report(result: dict, folder: Path, *, key: str, pruned_cou
         f"Saved to {code_span(str(folder / 'model'))}: it loads with `pruning_core.load_model(folder)` or `--model` on the command line. "
         "The MACs ceiling is the speed-up a perfect kernel would reach; measured times depend on this machine."
     )
-    downloads = (
-        (
-            "Pruned model (zip)",
-            lambda: zip_folder(folder / "model"),
-            f"pruned-{pruned_count}-heads.zip",
-            "application/zip",
-            "model",
-            "download",
-        ),
-        ("Report (HTML)", lambda: (folder / "report.html").read_bytes(), "pruning-report.html", "text/html", "report", "description"),
-        (
-            "Report (JSON)",
-            lambda: (folder / "report.json").read_bytes(),
-            "pruning-report.json",
-            "application/json",
-            "report-json",
-            "data_object",
-        ),
+    buttons = (
+        ("Pruned model (zip)", "model.zip", f"pruned-{pruned_count}-heads.zip", "application/zip", "model", "download"),
+        ("Report (HTML)", "report.html", "pruning-report.html", "text/html", "report", "description"),
+        ("Report (JSON)", "report.json", "pruning-report.json", "application/json", "report-json", "data_object"),
     )
     with st.container(horizontal=True):
-        for label, data, file_name, mime, suffix, icon in downloads:
-            st.download_button(
-                label, data=data, file_name=file_name, mime=mime, key=f"{key}-{suffix}", on_click="ignore", icon=f":material/{icon}:"
-            )
+        for label, name, file_name, mime, suffix, icon in buttons:
+            if name in downloads:
+                st.download_button(
+                    label,
+                    data=downloads[name],
+                    file_name=file_name,
+                    mime=mime,
+                    key=f"{key}-{suffix}",
+                    on_click="ignore",
+                    icon=f":material/{icon}:",
+                )
