@@ -151,6 +151,12 @@ def _add_repair(parser: argparse.ArgumentParser) -> None:
         "SST-2, else the evaluation data)",
     )
     parser.add_argument("--repair-variant", default="full", choices=("full", "scale"), help="least squares (full) or one scale per head")
+    parser.add_argument(
+        "--repair-target",
+        default="attention",
+        choices=("attention", "residual"),
+        help="match the full model's attention output (default), or that output plus the residual stream's drift from below",
+    )
 
 
 def _progress(args: argparse.Namespace, description: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
@@ -227,7 +233,9 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
 
         report, close = _progress(args, "repairing")
         try:
-            pruned, repair = repair_and_prune(lm, scheme, _calibration(args), progress=report, variant=args.repair_variant)
+            pruned, repair = repair_and_prune(
+                lm, scheme, _calibration(args), progress=report, variant=args.repair_variant, target=args.repair_target
+            )
         finally:
             close()
         extra["repair"] = repair.summary()
@@ -335,7 +343,15 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
         if args.repair:
             from .repair_curves import add_repaired_curves
 
-            add_repaired_curves(lm, dataset, _calibration(args), curves, variant=args.repair_variant, progress=scaled(report, end, 1.0))
+            add_repaired_curves(
+                lm,
+                dataset,
+                _calibration(args),
+                curves,
+                variant=args.repair_variant,
+                target=args.repair_target,
+                progress=scaled(report, end, 1.0),
+            )
     finally:
         close()
     result = {

@@ -37,6 +37,7 @@ from .pruning import prune_heads
 from .schemes import Scheme
 
 VARIANTS = ("full", "scale")
+TARGETS = ("attention", "residual")
 DEFAULT_RIDGE = 1e-3
 CALIBRATION_ROWS = 2000
 
@@ -75,6 +76,7 @@ class Repair:
     error_after: np.ndarray
     seconds: float
     from_cache: bool = False
+    target: str = "attention"
 
     @property
     def heads_pruned(self) -> int:
@@ -83,6 +85,7 @@ class Repair:
     def summary(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
+            "target": self.target,
             "ridge": self.ridge,
             "heads_pruned": self.heads_pruned,
             "calibration": self.calibration,
@@ -243,9 +246,12 @@ def _projection(out_proj: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
     return weight, bias
 
 
-def _repair_key(lm: LoadedModel, calibration: TextDataset, keep: np.ndarray, variant: str, ridge: float, fit_bias: bool, max_length) -> str:
+def _repair_key(
+    lm: LoadedModel, calibration: TextDataset, keep: np.ndarray, variant: str, ridge: float, fit_bias: bool, max_length, target: str
+) -> str:
     return cache_key(
         "repair",
+        target=target,
         model=lm.fingerprint,
         data=calibration.fingerprint,
         mask=mask_key(keep),
@@ -264,6 +270,7 @@ def repair_scheme(
     variant: str = "full",
     ridge: float = DEFAULT_RIDGE,
     fit_bias: bool = True,
+    target: str = "attention",
     max_length: int | None = None,
     max_tokens: int | None = None,
     progress: ProgressFn | None = None,
@@ -275,16 +282,21 @@ def repair_scheme(
     bias, by ridge least squares, shrunk towards the original weights by ``ridge``) or ``scale``
     (one factor per kept head, the bias unchanged). The cache key is the model's fingerprint, the
     calibration data's fingerprint, the keep-mask and these settings. Reads only ``calibration``.
+    ``target``: ``attention`` matches the full model's attention output (SPEC); ``residual`` also
+    absorbs the drift of the residual stream from the layers below (full minus pruned input), so
+    that the sum entering the LayerNorm matches.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     cache = cache if cache is not None else DiskCache()
     report = progress or no_progress
     keep = resolve_keep_mask(lm, scheme)
     if not keep.any():
         raise SchemeError("The scheme removes every attention head; keep at least one head to repair.")
     encoded = encode(lm, calibration, max_length)
-    key = _repair_key(lm, calibration, keep, variant, ridge, fit_bias, encoded.max_length)
+    key = _repair_key(lm, calibration, keep, variant, ridge, fit_bias, encoded.max_length, target)
     hit = cache.get(key)
     if hit is not None:
         arrays, meta = hit
@@ -301,6 +313,7 @@ def repair_scheme(
             error_after=arrays["error_after"],
             seconds=float(meta["seconds"]),
             from_cache=True,
+            target=target,
         )
     started = time.perf_counter()
     teacher = weight_sharing_copy(lm.model).eval()
@@ -326,10 +339,12 @@ def repair_scheme(
             energy = 0.0
             for stream in streams:
                 full_hidden, pruned_hidden, args, kwargs, mask = stream
-                stream[0], target = _run_teacher_layer(
+                stream[0], output = _run_teacher_layer(
                     teacher_layers[index], lm.adapter.out_proj(teacher_layers[index]), full_hidden, args, kwargs
                 )
-                y = target[mask].double()
+                if target == "residual":
+                    output = output + full_hidden - pruned_hidden
+                y = output[mask].double()
                 x = torch.ones(y.shape[0], width + 1, dtype=torch.float64, device=y.device)
                 if width:
                     x[:, :width] = _capture_context(student_layers[index], out_proj, pruned_hidden, args, kwargs)[mask].double()
@@ -358,6 +373,7 @@ def repair_scheme(
         error_before=before,
         error_after=after,
         seconds=time.perf_counter() - started,
+        target=target,
     )
     arrays = {f"weight_{i}": w for i, w in enumerate(weights)} | {f"bias_{i}": b for i, b in enumerate(biases)}
     cache.put(

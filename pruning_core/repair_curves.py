@@ -32,12 +32,15 @@ def repaired_accuracy(
     ridge: float = DEFAULT_RIDGE,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    target: str = "attention",
 ):
     """Repair ``scheme`` on ``calibration``, prune it for real and evaluate it on ``evaluation``.
 
     Returns (:class:`~pruning_core.evaluation.EvalResult`, :class:`~pruning_core.repair.Repair`).
     """
-    repair = repair_scheme(lm, scheme, calibration, variant=variant, ridge=ridge, progress=scaled(progress, 0.0, 0.8), cache=cache)
+    repair = repair_scheme(
+        lm, scheme, calibration, variant=variant, ridge=ridge, target=target, progress=scaled(progress, 0.0, 0.8), cache=cache
+    )
     model = repaired_pruned(lm, repair)
     return evaluate(model, evaluation, None, progress=scaled(progress, 0.8, 1.0), cache=cache), repair
 
@@ -53,6 +56,7 @@ def repaired_curve(
     ridge: float = DEFAULT_RIDGE,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    target: str = "attention",
 ) -> StrategyCurve:
     """The strategy's curve with every scheme repaired: the same orders and K grid (K = 0 is the
     full model; K = all heads cannot be repaired and keeps its masked value), plus every K around
@@ -71,7 +75,7 @@ def repaired_curve(
             results[(run, k)] = tuple(float(getattr(curve, m)[run, column]) for m in ("accuracy", "loss", "agreement"))
             return
         scheme = Scheme(layers, heads, frozenset(curve.orders[run][:k]))
-        result, _ = repaired_accuracy(lm, evaluation, calibration, scheme, variant, ridge, cache=cache)
+        result, _ = repaired_accuracy(lm, evaluation, calibration, scheme, variant, ridge, cache=cache, target=target)
         full_preds = evaluate(lm, evaluation, None, cache=cache).preds
         results[(run, k)] = (result.accuracy, result.loss, float((result.preds == full_preds).mean()))
 
@@ -117,6 +121,7 @@ def add_repaired_curves(
     ridge: float = DEFAULT_RIDGE,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    target: str = "attention",
 ) -> Curves:
     """Add the repaired curve of each strategy in ``names`` (default: all) to ``curves.extra``."""
     names = names or tuple(curves.curves)
@@ -124,13 +129,24 @@ def add_repaired_curves(
     for index, name in enumerate(names):
         part = scaled(progress, index / len(names), (index + 1) / len(names))
         curve = repaired_curve(
-            lm, evaluation, calibration, curves.curves[name], curves.full_accuracy, curves.params.refine_knee, variant, ridge, part, cache
+            lm,
+            evaluation,
+            calibration,
+            curves.curves[name],
+            curves.full_accuracy,
+            curves.params.refine_knee,
+            variant,
+            ridge,
+            part,
+            cache,
+            target,
         )
         repaired[name] = curve.to_dict()
     curves.extra["repaired"] = repaired
     curves.extra["repair"] = {
         "variant": variant,
         "ridge": ridge,
+        "target": target,
         "calibration": calibration.name,
         "calibration_fingerprint": calibration.fingerprint,
     }

@@ -64,14 +64,19 @@ def test_repaired_masked_equals_repaired_pruned(arch, make_mask, variant, tiny_d
     assert np.all(repair.error_after <= repair.error_before + 1e-9), "per layer, the repair never reconstructs worse"
 
 
-def test_full_repair_reduces_the_damage(tiny_dirs, sst2_small, calibration):
+@pytest.mark.parametrize("target", ["attention", "residual"])
+def test_full_repair_reduces_the_damage(target, tiny_dirs, sst2_small, calibration):
     lm = load_model(tiny_dirs["bert"])
     keep = _empty_layer(lm.shape)
     full = forward_logits(lm, encode(lm, sst2_small))
     masked = forward_logits(lm, encode(lm, sst2_small), keep, compact=False)
-    repaired = repaired_pruned(lm, repair_scheme(lm, keep, calibration))
+    repair = repair_scheme(lm, keep, calibration, target=target)
+    repaired = repaired_pruned(lm, repair)
     after = forward_logits(repaired, encode(repaired, sst2_small))
     assert np.abs(after - full).mean() < 0.7 * np.abs(masked - full).mean()
+    masked_repaired = repaired_masked(lm, repair)
+    gated = forward_logits(masked_repaired, encode(masked_repaired, sst2_small), keep, compact=False)
+    assert np.abs(gated - after).max() <= 1e-4
 
 
 @pytest.mark.parametrize("arch", ["bert", "distilbert"])
