@@ -17,6 +17,7 @@ carry the repaired weights, to be run with the scheme's gates. The cached model 
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, replace
@@ -282,6 +283,8 @@ def repair_scheme(
     bias, by ridge least squares, shrunk towards the original weights by ``ridge``) or ``scale``
     (one factor per kept head, the bias unchanged). The cache key is the model's fingerprint, the
     calibration data's fingerprint, the keep-mask and these settings. Reads only ``calibration``.
+    Memory: the regression sums per layer, plus the current layer's input hidden states of the
+    full and the pruned model for the calibration tokens (2 x tokens x hidden floats).
     ``target``: ``attention`` matches the full model's attention output (SPEC); ``residual`` also
     absorbs the drift of the residual stream from the layers below (full minus pruned input), so
     that the sum entering the LayerNorm matches.
@@ -399,8 +402,6 @@ def repaired_pruned(lm: LoadedModel, repair: Repair) -> LoadedModel:
 def repaired_masked(lm: LoadedModel, repair: Repair) -> LoadedModel:
     """A full-shape copy of ``lm`` whose kept heads carry the repaired projection (pruned heads keep
     their old columns): run it with the scheme's gates (``repair.keep``) to get the repaired model."""
-    import copy
-
     model = copy.deepcopy(lm.model)
     strip_gate_hooks(model)
     for layer_index, layer in enumerate(lm.adapter.layers(model)):
