@@ -9,6 +9,7 @@ Commands:
 - ``analyze``: every per-head evidence (importance, stability, similarity, roles, alignment) as a bundle folder.
 - ``curves``: accuracy/loss/agreement against the number of heads pruned, per strategy, with the knee table.
 - ``report``: prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML).
+- ``recover``: distil a pruned (and repaired) model from its full model; writes the compensation of the kept heads.
 
 Every command has ``--help`` and ``--json``; expected failures print one clear line and exit 2.
 The CLI opens whatever model and data the user names: it does not apply the server's source
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--scheme", required=True, help="scheme JSON file")
     pr.add_argument("--out", required=True, help="output folder for the pruned model")
     pr.add_argument("--latency", action="store_true", help="also measure full vs pruned latency (batch 1/32, length 64/128)")
+    pr.add_argument("--repair", action="store_true", help="refit the kept heads' output projections on the calibration set first")
+    _add_repair(pr)
     _add_output(pr)
 
     at = sub.add_parser("attention", help="attention maps of one input, or per-head statistics over a dataset")
@@ -124,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--dsp-steps", type=int, default=200, help="optimisation steps of differentiable subset pruning")
     cu.add_argument("--strategies", default=None, help="comma-separated subset of: " + ", ".join(DEFAULT_STRATEGIES))
     cu.add_argument("--no-refine", action="store_true", help="do not evaluate every K around the 1-point knee")
+    cu.add_argument("--repair", action="store_true", help="add each strategy's repaired curve (every point repaired, then evaluated)")
+    _add_repair(cu)
     _add_output(cu)
 
     rp = sub.add_parser("report", help="prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML)")
@@ -133,7 +138,39 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="output folder (report.json, report.html, model/)")
     rp.add_argument("--repeats", type=int, default=7, help="timed repeats per latency cell")
     _add_output(rp)
+
+    rc = sub.add_parser("recover", help="recovery fine-tune: distil a pruned model folder from the full model (resumable)")
+    rc.add_argument("--model", required=True, help="a pruned model folder (written by prune or report)")
+    rc.add_argument("--out", required=True, help="output folder for the fine-tuned pruned model")
+    rc.add_argument("--teacher", default=None, help="the full model (default: the source recorded in the pruned folder)")
+    rc.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    rc.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"), help="evaluation autocast")
+    _add_data(rc)
+    _add_repair(rc)
+    rc.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    rc.add_argument("--batch-size", type=int, default=32)
+    rc.add_argument("--lr", type=float, default=3e-5)
+    rc.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (default 2)")
+    rc.add_argument("--hidden-weight", type=float, default=0.0, help="weight of the hidden-state loss (default 0: logits only)")
+    rc.add_argument("--no-compensation", action="store_true", help="skip each kept head's importance before and after")
+    _add_output(rc)
     return parser
+
+
+def _add_repair(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="calibration data for repair/recovery, as --data accepts (default: 2,000 sampled SST-2 train sentences for the bundled "
+        "SST-2, else the evaluation data)",
+    )
+    parser.add_argument("--repair-variant", default="full", choices=("full", "scale"), help="least squares (full) or one scale per head")
+    parser.add_argument(
+        "--repair-target",
+        default="attention",
+        choices=("attention", "residual"),
+        help="match the full model's attention output (default), or that output plus the residual stream's drift from below",
+    )
 
 
 @contextmanager
@@ -219,12 +256,23 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
     check_target(out)
     lm = _load(args)
     scheme = _scheme(args, lm)
-    pruned = prune_heads(lm, scheme)
+    extra: dict[str, Any] = {"base_model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model}
+    if args.repair:
+        from .repair import repair_and_prune
+
+        with _progress(args, "repairing") as report:
+            pruned, repair = repair_and_prune(
+                lm, scheme, _calibration(args), progress=report, variant=args.repair_variant, target=args.repair_target
+            )
+        extra["repair"] = repair.summary()
+    else:
+        pruned = prune_heads(lm, scheme)
     with atomic_folder(out) as staging:
-        save_pruned(pruned, staging)
+        save_pruned(pruned, staging, extra)
     result: dict[str, Any] = {
         "model": args.model,
         "out": str(out),
+        **extra,
         "heads_removed": len(scheme.pruned),
         "heads_kept": int(sum(len(k) for k in pruned.kept_heads)),
         "parameters_full": count_parameters(lm),
@@ -235,6 +283,18 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
     if args.latency:
         result["latency"] = compare_efficiency(*paired_efficiency(lm, pruned))
     return result
+
+
+def _calibration(args: argparse.Namespace):
+    from .data import load_dataset
+    from .repair import calibration_for
+
+    if args.calibration:
+        columns = (getattr(args, name, None) for name in ("text_column", "text_pair_column", "label_column"))
+        return load_dataset(args.calibration, *columns)
+    if hasattr(args, "data"):
+        return calibration_for(_dataset(args))
+    return calibration_for(load_dataset("sst2"))
 
 
 def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
@@ -297,8 +357,21 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
     with _progress(args, "analysis + curves") as report:
         from .progress import scaled
 
-        bundle = analyze(lm, dataset, progress=scaled(report, 0.0, 0.2))
-        curves = compute_curves(lm, dataset, bundle, params, progress=scaled(report, 0.2, 1.0))
+        end = 0.5 if args.repair else 1.0
+        bundle = analyze(lm, dataset, progress=scaled(report, 0.0, 0.2 * end))
+        curves = compute_curves(lm, dataset, bundle, params, progress=scaled(report, 0.2 * end, end))
+        if args.repair:
+            from .repair_curves import add_repaired_curves
+
+            add_repaired_curves(
+                lm,
+                dataset,
+                _calibration(args),
+                curves,
+                variant=args.repair_variant,
+                target=args.repair_target,
+                progress=scaled(report, end, 1.0),
+            )
     result = {
         "model": args.model,
         "data": dataset.name,
@@ -306,8 +379,12 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
         "evaluations": curves.evaluations,
         "seconds": round(curves.seconds, 1),
         "knee": curves.knee_table(),
-        "extra": curves.extra,
+        "extra": {k: v for k, v in curves.extra.items() if k != "repaired"},
     }
+    if args.repair:
+        from .repair_curves import repaired_knee_table
+
+        result["knee_repaired"] = repaired_knee_table(curves)
     if args.out:
         result["out"] = str(curves.save(args.out))
     return result
@@ -330,6 +407,53 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_recover(args: argparse.Namespace) -> dict[str, Any]:
+    import json as json_module
+
+    from .errors import BhpvasError
+    from .evaluation import evaluate
+    from .loading import PRUNING_FILE, load_model
+    from .outputs import atomic_folder, check_target
+    from .pruning import save_pruned
+    from .recovery import RecoveryParams, compensation, recover
+
+    out = Path(args.out)
+    check_target(out)
+    student = _load(args)
+    if not student.is_pruned:
+        raise BhpvasError(f"{args.model} is not a pruned model folder; prune it first (`prune --repair --out DIR`).")
+    meta = json_module.loads((Path(args.model) / PRUNING_FILE).read_text())
+    source = args.teacher or meta.get("base_model")
+    if not source:
+        raise BhpvasError(f"{args.model} does not record its full model; give it with --teacher.")
+    teacher = load_model(source, device=args.device, precision=args.precision)
+    if teacher.shape != student.shape:
+        raise BhpvasError(f"The teacher {teacher.name} has {teacher.shape} heads (layers, heads); the pruned model has {student.shape}.")
+    calibration = _calibration(args)
+    params = RecoveryParams(args.steps, args.batch_size, args.lr, args.temperature, args.hidden_weight)
+    with _progress(args, "recovery") as report:
+        outcome = recover(student, teacher, calibration, params, progress=report)
+    dataset = _dataset(args)
+    result: dict[str, Any] = {
+        "model": args.model,
+        "teacher": teacher.name,
+        "data": dataset.name,
+        "accuracy_full": evaluate(teacher, dataset).accuracy,
+        "accuracy_before": evaluate(student, dataset).accuracy,
+        "accuracy_after": evaluate(outcome.model, dataset).accuracy,
+        "recovery": {**outcome.summary(), "calibration_fingerprint": calibration.fingerprint},
+    }
+    extra = {k: v for k, v in meta.items() if k in ("repair",)}
+    with atomic_folder(out) as staging:
+        save_pruned(outcome.model, staging, {**extra, "base_model": source, "recovery": result["recovery"]})
+    if not args.no_compensation:
+        comp = compensation(student, outcome.model, calibration).to_dict()
+        (out / "compensation.json").write_text(json_module.dumps(comp) + "\n")
+        result["compensation"] = comp["summary"]
+    result["out"] = str(out)
+    return result
+
+
 def _print_human(command: str, result: dict[str, Any]) -> None:
     if command == "evaluate":
         print(
@@ -340,6 +464,11 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
             print(f"note: {notice}")
     elif command == "prune":
         print(f"saved pruned model to {result['out']}: {result['heads_kept']} heads kept, {result['heads_removed']} removed")
+        if "repair" in result:
+            repair = result["repair"]
+            print(
+                f"repaired ({repair['variant']}) on {repair['calibration']}, {repair['calibration_tokens']} tokens, {repair['seconds']} s"
+            )
         print(
             f"parameters {result['parameters_full']:,} -> {result['parameters_pruned']:,}; MACs at length 128 {result['macs_full_len128']:,} -> {result['macs_pruned_len128']:,}"
         )
@@ -376,6 +505,13 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
         print(f"{'strategy':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
         for row in result["knee"]:
             print(f"{row['label']:<28} {row['k_1pt']:>6} {row['accuracy_1pt']:>7.4f} {row['k_3pt']:>6} {row['accuracy_3pt']:>7.4f}")
+        if "knee_repaired" in result:
+            print(f"{'strategy + repair':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
+            for row in result["knee_repaired"]:
+                print(
+                    f"{row['label']:<28} {row['k_1pt_repaired']:>6} {row['accuracy_1pt_repaired']:>7.4f} "
+                    f"{row['k_3pt_repaired']:>6} {row['accuracy_3pt_repaired']:>7.4f}"
+                )
         if "out" in result:
             print(f"curves written to {result['out']}")
     elif command == "report":
@@ -389,6 +525,16 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
                 f"batch {row['batch_size']:>3} len {row['seq_len']:>3}: {row['full_ms']:.1f} ms -> {row['pruned_ms']:.1f} ms  speed-up {row['speedup']:.2f}x (MACs ceiling {row['macs_ceiling']:.2f}x)"
             )
         print(f"report: {result['out']}/report.html, checkpoint: {result['checkpoint']}")
+    elif command == "recover":
+        rec = result["recovery"]
+        print(
+            f"{result['data']}: accuracy full {result['accuracy_full']:.4f}; pruned {result['accuracy_before']:.4f} -> "
+            f"recovered {result['accuracy_after']:.4f} ({rec['steps_done']} steps, {rec['seconds']} s"
+            f"{', resumed at ' + str(rec['resumed_from']) if rec['resumed_from'] else ''})"
+        )
+        if "compensation" in result:
+            print("compensation:", ", ".join(f"{k} {v}" for k, v in result["compensation"].items()))
+        print(f"saved to {result['out']}")
     else:
         print(json.dumps(result, indent=2, default=str))
 
@@ -401,6 +547,7 @@ COMMANDS = {
     "analyze": cmd_analyze,
     "curves": cmd_curves,
     "report": cmd_report,
+    "recover": cmd_recover,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,10 @@ EXPLANATION = (
 )
 
 
-def save_pruned(lm: LoadedModel, out_dir: str | Path) -> Path:
+def save_pruned(lm: LoadedModel, out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Save weights (safetensors), config, tokenizer and the map of kept heads.
+
+    ``extra`` entries (e.g. what repair or recovery did) are added to the pruning map.
 
     The config's ``model_type`` is replaced by a sentence saying how to load the folder, so that
     plain ``AutoModel*.from_pretrained`` stops with that sentence in its error instead of a shape
@@ -91,6 +94,7 @@ def save_pruned(lm: LoadedModel, out_dir: str | Path) -> Path:
         "pruned": pruned,
         "source": lm.name,
         "note": EXPLANATION,
+        **(extra or {}),
     }
     (out / PRUNING_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (out / "README.md").write_text(

@@ -71,7 +71,7 @@ def test_attention_statistics_over_data(capsys, tiny_bert_dir):
 
 
 def test_help_for_every_command(capsys):
-    for command in ("prepare-demo", "evaluate", "prune", "attention", "analyze", "curves", "report"):
+    for command in ("prepare-demo", "evaluate", "prune", "attention", "analyze", "curves", "report", "recover"):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0

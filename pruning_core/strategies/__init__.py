@@ -1,6 +1,6 @@
 """Pruning strategies; each module registers its strategies in :data:`REGISTRY`."""
 
-from . import composite, dsp, importance, layers, random_order  # noqa: F401  (registration)
+from . import composite, dsp, importance, layers, random_order, repair_aware  # noqa: F401  (registration)
 from .base import REGISTRY, Head, Strategy, StrategyContext, by_importance, register
 from .composite import Thresholds, composite_score
 from .dsp import DSPResult, soft_top_k, train_dsp
