@@ -178,7 +178,6 @@ def recover(
         fingerprint=model_fingerprint(model, extra=json.dumps(student.kept_heads)),
         notices=list(student.notices),
         _eager=None,
-        encodings={},
         caches={},
     )
     return RecoveryResult(trained, step, completed, losses, seconds, resumed_from, params, data.name)

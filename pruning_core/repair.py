@@ -397,7 +397,7 @@ def repaired_pruned(lm: LoadedModel, repair: Repair) -> LoadedModel:
     for layer, weight, bias in zip(lm.adapter.layers(pruned.model), repair.weights, repair.biases, strict=True):
         _set_projection(lm.adapter.out_proj(layer), weight, bias)
     fingerprint = model_fingerprint(pruned.model, extra=json.dumps(pruned.kept_heads))
-    return replace(pruned, name=f"{pruned.name} + repair", fingerprint=fingerprint, encodings={}, caches={})
+    return replace(pruned, name=f"{pruned.name} + repair", fingerprint=fingerprint, caches={})
 
 
 def repaired_masked(lm: LoadedModel, repair: Repair) -> LoadedModel:
@@ -423,7 +423,6 @@ def repaired_masked(lm: LoadedModel, repair: Repair) -> LoadedModel:
         fingerprint=model_fingerprint(model, extra=json.dumps(lm.kept_heads)),
         notices=list(lm.notices),
         _eager=None,
-        encodings={},
         caches={},
     )
 

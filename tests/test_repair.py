@@ -128,7 +128,7 @@ def test_duplicate_head_is_recovered_exactly(tiny_dirs, sst2_small, calibration)
         for linear in base.adapter.qkv(layer):
             linear.weight[d : 2 * d] = linear.weight[:d]
             linear.bias[d : 2 * d] = linear.bias[:d]
-    lm = dataclasses.replace(base, fingerprint=model_fingerprint(model), encodings={}, caches={})
+    lm = dataclasses.replace(base, fingerprint=model_fingerprint(model), caches={})
     keep = np.ones(lm.shape, dtype=bool)
     keep[0, 1] = False
     out_proj = lm.adapter.out_proj(layer).weight.detach().numpy()
@@ -171,7 +171,7 @@ def test_repair_aware_prefers_a_compensable_head(tiny_dirs, tiny_bundle, calibra
         for linear in base.adapter.qkv(layer):
             linear.weight[3 * d : 4 * d] = linear.weight[:d]
             linear.bias[3 * d : 4 * d] = linear.bias[:d]
-    lm = dataclasses.replace(base, fingerprint=model_fingerprint(base.model), encodings={}, caches={})
+    lm = dataclasses.replace(base, fingerprint=model_fingerprint(base.model), caches={})
     ctx = StrategyContext(lm, calibration, tiny_bundle[1], DiskCache())
     order = RepairAware(calibration=calibration).order(ctx)
     assert order[0] in {(2, 0), (2, 3)}
