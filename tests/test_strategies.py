@@ -117,7 +117,7 @@ def test_thresholds_propose_low_importance_heads(ctx):
     assert proposal.all()
     strict = Thresholds(importance=0.0, stability=None, similarity=None).proposed(bundle)
     assert strict.sum() == 1
-    both = Thresholds(importance=1.0, stability=2.0, similarity=2.0, logic="or").proposed(bundle)
+    both = Thresholds(importance=1.0, stability=2.0, similarity=2.0, logic="or", skip_no_signal=False).proposed(bundle)
     assert not both.any()
 
 
