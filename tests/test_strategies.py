@@ -139,6 +139,22 @@ def test_curves_knee_table_and_round_trip(tiny_bert, tiny_bundle, tmp_path, isol
         assert row["accuracy_1pt"] >= curves.full_accuracy - 0.01 - 1e-9
     scheme = curves.knee_scheme("importance", 3)
     assert len(scheme.pruned) == table[0]["k_3pt"]
+    rows = {row["strategy"]: row for row in table}
+    for row in table:
+        for kind in ("1pt", "3pt", "nosig"):
+            low, high = row[f"k_{kind}_interval"]
+            assert low <= high and row[f"delta_{kind}"][0] <= row[f"delta_{kind}"][1]
+            for other in row[f"tied_{kind}"]:
+                assert row["strategy"] in rows[other][f"tied_{kind}"], "ties are symmetric"
+        assert any(row[f"best_{kind}"] for row in table)
+    random_curve = curves.curves["random"]
+    rep = random_curve.representative
+    assert rows["random"]["k_1pt"] in random_curve.ks
+    assert random_curve.accuracy[rep, random_curve.ks.index(rows["random"]["k_1pt"])] >= curves.full_accuracy - 0.01 - 1e-12
+    knee_scheme = curves.knee_scheme("random", 1)
+    assert knee_scheme.pruned == frozenset(random_curve.orders[rep][: rows["random"]["k_1pt"]]), "the knee scheme is on a plotted run"
+    assert "exact-K" in curves.curves["dsp"].note and curves.extra["dsp"]["logits_from_pruned_k"] == 6
+    assert curves.curves["importance"].p_value.shape == curves.curves["importance"].accuracy.shape
     path = curves.save(tmp_path / "curves.json")
     again = load_curves(path)
     assert again.knee_table() == table
