@@ -1,7 +1,8 @@
 """Leave-one-out ablation: the change of loss and accuracy when one head alone is gated off.
 
 A measured criterion (no gradient approximation): for every present head h, the calibration set
-is evaluated with h gated off, through the compact and incremental evaluation path (the full
+(at most :data:`~pruning_core.calibration.MEASURED_ROWS` rows of it, a seeded sample) is
+evaluated with h gated off, through the compact and incremental evaluation path (the full
 model's hidden states are remembered, so only the layers from h's layer up are recomputed).
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cache import DiskCache, cache_key
+from .calibration import MEASURED_ROWS, measured_subset
 from .data import TextDataset
 from .evaluation import evaluate
 from .loading import LoadedModel
@@ -41,9 +43,18 @@ class LeaveOneOut:
         return cls(a["loss"], a["accuracy"], float(a["full"][0]), float(a["full"][1]), int(a["n"]))
 
 
-def leave_one_out(lm: LoadedModel, dataset: TextDataset, progress: ProgressFn | None = None, cache: DiskCache | None = None) -> LeaveOneOut:
-    """Loss and accuracy change of gating off each present head alone, on ``dataset`` (cached)."""
+def leave_one_out(
+    lm: LoadedModel,
+    dataset: TextDataset,
+    progress: ProgressFn | None = None,
+    cache: DiskCache | None = None,
+    rows: int | None = MEASURED_ROWS,
+) -> LeaveOneOut:
+    """Loss and accuracy change of gating off each present head alone, on ``dataset`` (at most
+    ``rows`` rows of it, a seeded sample; None: all rows; cached)."""
     cache = cache if cache is not None else DiskCache()
+    if rows is not None:
+        dataset = measured_subset(dataset, rows)
     report = progress or no_progress
     present = lm.present_mask()
     key = cache_key("loo", model=lm.fingerprint, data=dataset.fingerprint, present=present.tobytes().hex(), precision=lm.precision)

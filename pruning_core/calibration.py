@@ -19,6 +19,7 @@ from .data import TextDataset, load_dataset
 from .errors import DataError
 
 DEFAULT_CALIBRATION_ROWS = 2000
+MEASURED_ROWS = 500
 BUNDLED_EVALUATION = "sst2:dev"
 BUNDLED_CALIBRATION = "sst2:train"
 
@@ -42,6 +43,13 @@ def _sampled(dataset: TextDataset, rows: int, seed: int) -> tuple[TextDataset, s
     indices = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:rows])
     name = f"{dataset.name}[{rows} sampled, seed {seed}]"
     return dataset.subset(indices, name=name), f"{dataset.name}: {rows} of {len(dataset)} rows sampled (seed {seed})"
+
+
+def measured_subset(calibration: TextDataset, rows: int = MEASURED_ROWS, seed: int = 0) -> TextDataset:
+    """The rows of the calibration set used where every candidate costs a full evaluation
+    (leave-one-out: one per head; the composite's weight search): at most ``rows``, drawn with
+    ``seed``, so that these criteria stay affordable on a CPU."""
+    return _sampled(calibration, rows, seed)[0]
 
 
 def data_sets(

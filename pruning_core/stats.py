@@ -80,3 +80,10 @@ def accuracy_change(
     lost = int((full_correct & ~pruned_correct).sum())
     gained = int((~full_correct & pruned_correct).sum())
     return Change(float(diff.mean()), float(low), float(high), float(mcnemar_exact(lost, gained)), lost, gained)
+
+
+def change_from_predictions(labels: np.ndarray, full_preds: np.ndarray, preds: np.ndarray, seed: int = 0) -> Change:
+    """:func:`accuracy_change` from class predictions (e.g. an ``EvalResult``'s ``labels``,
+    ``full_preds`` and ``preds``: the sidebar's interval for the current scheme)."""
+    labels = np.asarray(labels)
+    return accuracy_change(np.asarray(full_preds) == labels, np.asarray(preds) == labels, seed=seed)

@@ -55,3 +55,13 @@ def test_paired_bootstrap_interval_agrees_with_scipy():
     assert change.high == pytest.approx(reference.high, abs=0.004)
     assert change.significant_drop
     assert accuracy_change(full, pruned, seed=0) == accuracy_change(full, pruned, seed=0)
+
+
+def test_change_from_predictions_counts_flips_against_the_labels():
+    from pruning_core.stats import change_from_predictions
+
+    labels = np.array([0, 1, 1, 0, 1, 0])
+    full = np.array([0, 1, 1, 0, 0, 1])
+    pruned = np.array([1, 1, 1, 0, 1, 1])
+    change = change_from_predictions(labels, full, pruned)
+    assert (change.lost, change.gained) == (1, 1) and change.delta == 0 and change.p_value == 1.0

@@ -14,7 +14,8 @@ As an order (the curve, :class:`Composite`): greedily, the next head pruned is t
 ``rank(importance) - w_S * rank(stability) - w_C * redundancy(kept)``, ranks as percentiles in
 [0, 1] and redundancy its max CKA with the heads still kept. The weights are chosen on the
 calibration set from a small grid that includes (0, 0) (= one-shot importance): the pair with the
-lowest mean calibration loss at 40, 50, 60 and 70% of heads pruned. Criteria without signal get
+lowest mean calibration loss (on the measured subset of the calibration set,
+:func:`pruning_core.calibration.measured_subset`) at 40, 50, 60 and 70% of heads pruned. Criteria without signal get
 weight 0.
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..analysis import AnalysisBundle
+from ..calibration import measured_subset
 from ..evaluation import evaluate
 from ..redundancy import conditional_redundancy, prune_in_order
 from ..schemes import Scheme
@@ -163,6 +165,7 @@ def tune_weights(ctx: StrategyContext, use_stability: bool = True, use_similarit
     }
     layers, heads = ctx.shape
     total = layers * heads
+    data = measured_subset(ctx.calibration_set)
     ks = sorted({max(1, round(f * total)) for f in TUNING_FRACTIONS})
     tried = []
     for w_s, w_c in itertools.product(grids["stability"], grids["similarity"]):
@@ -170,7 +173,7 @@ def tune_weights(ctx: StrategyContext, use_stability: bool = True, use_similarit
             tried.append({"stability": w_s, "similarity": w_c, "calibration_loss": None})
             break
         order = composite_order(bundle, w_s, w_c)
-        losses = [evaluate(ctx.lm, ctx.calibration_set, Scheme(layers, heads, frozenset(order[:k])), cache=ctx.cache).loss for k in ks]
+        losses = [evaluate(ctx.lm, data, Scheme(layers, heads, frozenset(order[:k])), cache=ctx.cache).loss for k in ks]
         tried.append({"stability": w_s, "similarity": w_c, "calibration_loss": float(np.mean(losses))})
     best = min(tried, key=lambda t: (t["calibration_loss"] or 0.0, t["stability"] + t["similarity"]))
     return {
