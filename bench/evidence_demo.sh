@@ -1,9 +1,9 @@
 #!/bin/bash
 # The demo measurement of issue 11: fp32 on CPU; calibration 2,000 SST-2 train sentences (seed 0),
-mkdir -p ${OUT:-/tmp/evidence-run}
 # evaluation SST-2 dev. Each step is one CLI command; every evaluation is cached, so the final
 # all-strategies command reuses the earlier ones.
 cd "$(dirname "$0")/.."
+mkdir -p "${OUT:-/tmp/evidence-run}"
 export BHPVAS_CACHE_DIR=${BHPVAS_CACHE_DIR:-/tmp/cache-evidence}
 PY=${PYTHON:-python}
 T="/usr/bin/time -f %e,%MkB"
