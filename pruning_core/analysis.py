@@ -18,24 +18,30 @@ from typing import Any
 
 import numpy as np
 
+from .ablation import LeaveOneOut, leave_one_out
 from .attention import PROFILE_NAMES, AttentionStats, attention_statistics
 from .cache import CODE_VERSION, DiskCache, cache_key, cached_part, single_flight
+from .criteria import Signal, signal_report
 from .data import TextDataset
 from .errors import BhpvasError
 from .loading import LoadedModel
 from .oom import halving_retry
 from .progress import ProgressFn, no_progress, scaled
+from .redundancy import redundant_pairs
 from .roles import RELATIONS, ROLES, Alignment, Roles, syntax_evidence
 from .scores import Importance, Similarity, head_importance, head_map, head_similarity, stability
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 
 COLUMNS_DOC = {
     "layer": "layer index, from 0 (bottom)",
     "head": "head index within the layer, from 0",
-    "importance": "Michel et al. importance: tokens-averaged |dL/d gate| at gate 1, each layer L2-normalised",
+    "importance": "Michel et al. importance: sum over calibration examples of |dL(x)/d gate| at gate 1 / tokens, each layer L2-normalised",
     "importance_display": "importance min-max scaled to [0, 1] over all heads",
-    "importance_spread": "standard deviation of the normalised importance over evaluation batches",
+    "importance_stderr": "standard error of the normalised importance over calibration examples",
+    "fisher": "Fisher importance (Kwon et al.): mean over calibration examples of (dL(x)/d gate)^2",
+    "loo_loss": "calibration loss increase when this head alone is gated off (leave-one-out)",
+    "loo_accuracy": "calibration accuracy change when this head alone is gated off (leave-one-out)",
     "stability": "1 - mean over samples of JSD(attention profile || mean profile) / ln 2, in [0, 1]",
     "similarity": "maximum linear CKA of the head's context vectors with any other head",
     "most_similar": "the head (layer.head) with that maximum CKA",
@@ -56,11 +62,14 @@ class AnalysisParams:
     alignment_sentences: int = 500
     tau: float = 3.0
     seed: int = 0
+    leave_one_out: bool = True
 
 
 @dataclass
 class AnalysisBundle:
-    """All per-head evidence of one (model, dataset)."""
+    """All per-head evidence of one (model, dataset); ``dataset`` is the calibration set
+    (``calibration`` describes it), ``loo`` the leave-one-out ablation (None when skipped),
+    ``signal`` each criterion's verdict of :mod:`pruning_core.criteria`."""
 
     model: str
     model_fingerprint: str
@@ -78,10 +87,25 @@ class AnalysisBundle:
     head_map: np.ndarray
     map_method: str
     timings: dict[str, float] = field(default_factory=dict)
+    loo: LeaveOneOut | None = None
+    signal: dict[str, Signal] = field(default_factory=dict)
+    calibration: str = ""
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.num_layers, self.num_heads
+
+    def present_mask(self) -> np.ndarray:
+        """Heads physically present in the analysed model."""
+        return np.isfinite(self.importance.normalized)
+
+    def redundant_pairs(self, threshold: float | None = None) -> list[dict]:
+        """Pairs of heads that are each other's (or one the other's) most similar head with CKA >=
+        ``threshold`` (default: the 75th percentile of the heads' max CKA), strongest first."""
+        if threshold is None:
+            scores = self.similarity.score[np.isfinite(self.similarity.score)]
+            threshold = float(np.quantile(scores, 0.75)) if scores.size else 1.0
+        return redundant_pairs(self.similarity.cka, self.shape, threshold)
 
     def criteria(self) -> dict[str, np.ndarray]:
         """The per-head arrays (layers, heads) that can colour a grid or span a scatter axis."""
@@ -90,10 +114,15 @@ class AnalysisBundle:
             "importance_display": self.importance.display(),
             "stability": self.stability,
             "similarity": self.similarity.score,
+            "fisher": self.importance.fisher,
+            "importance_stderr": self.importance.stderr,
             "entropy": self.attention.mean_entropy,
             "distance": self.attention.mean_distance,
             "align_all": self.alignment.best()[RELATIONS.index("all")],
         }
+        if self.loo is not None:
+            result["loo_loss"] = self.loo.loss
+            result["loo_accuracy"] = self.loo.accuracy
         for index, role in enumerate(ROLES):
             result[f"beta_{role}"] = self.roles.mean[..., index]
         return result
@@ -112,7 +141,10 @@ class AnalysisBundle:
                     "head": head,
                     "importance": _num(self.importance.normalized[layer, head]),
                     "importance_display": _num(criteria["importance_display"][layer, head]),
-                    "importance_spread": _num(self.importance.spread[layer, head]),
+                    "importance_stderr": _num(self.importance.stderr[layer, head]),
+                    "fisher": _num(self.importance.fisher[layer, head]),
+                    "loo_loss": _num(self.loo.loss[layer, head]) if self.loo is not None else None,
+                    "loo_accuracy": _num(self.loo.accuracy[layer, head]) if self.loo is not None else None,
                     "stability": _num(self.stability[layer, head]),
                     "similarity": _num(self.similarity.score[layer, head]),
                     "most_similar": f"{partner // self.num_heads}.{partner % self.num_heads}" if partner >= 0 else "",
@@ -135,8 +167,8 @@ class AnalysisBundle:
         """Top and bottom heads per criterion, role counts and Spearman correlations of the criteria."""
         from scipy.stats import spearmanr
 
-        names = ("importance", "stability", "similarity")
         criteria = self.criteria()
+        names = tuple(n for n in ("importance", "fisher", "loo_loss", "stability", "similarity") if n in criteria)
         ranked = {}
         for name in names:
             values = criteria[name].ravel()
@@ -156,16 +188,16 @@ class AnalysisBundle:
             "ranked": ranked,
             "role_counts": {role: int(self.roles.assigned[..., k].sum()) for k, role in enumerate(ROLES)},
             "spearman": correlations,
+            "signal": {name: verdict.to_dict() for name, verdict in self.signal.items()},
+            "calibration": self.calibration,
             "map_method": self.map_method,
             "timings": self.timings,
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
-            "importance_raw": self.importance.raw,
-            "importance_normalized": self.importance.normalized,
-            "importance_spread": self.importance.spread,
-            "importance_per_batch": self.importance.per_batch,
+            **{f"importance_{k}": v for k, v in self.importance.arrays().items()},
+            **({f"loo_{k}": v for k, v in self.loo.arrays().items()} if self.loo is not None else {}),
             "stability": self.stability,
             "cka": self.similarity.cka,
             "similarity_score": self.similarity.score,
@@ -192,6 +224,8 @@ class AnalysisBundle:
             "model_fingerprint": self.model_fingerprint,
             "data": self.data,
             "data_fingerprint": self.data_fingerprint,
+            "calibration": self.calibration,
+            "signal": {name: verdict.to_dict() for name, verdict in self.signal.items()},
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
             "params": asdict(self.params),
@@ -231,7 +265,7 @@ def _from_parts(meta: dict[str, Any], a: dict[str, np.ndarray]) -> AnalysisBundl
         num_layers=int(meta["num_layers"]),
         num_heads=int(meta["num_heads"]),
         params=AnalysisParams(**meta["params"]),
-        importance=Importance(a["importance_raw"], a["importance_normalized"], a["importance_spread"], a["importance_per_batch"]),
+        importance=Importance(**{k: a[f"importance_{k}"] for k in ("raw", "normalized", "stderr", "fisher", "per_example", "tokens")}),
         stability=a["stability"],
         similarity=Similarity(a["cka"], a["similarity_score"], a["similarity_partner"], int(a["similarity_tokens"])),
         attention=AttentionStats(a["attention_profiles"], a["attention_entropy"], a["attention_distance"], a["attention_entropy_hist"]),
@@ -242,6 +276,9 @@ def _from_parts(meta: dict[str, Any], a: dict[str, np.ndarray]) -> AnalysisBundl
         head_map=a["head_map"],
         map_method=meta["map_method"],
         timings=meta.get("timings", {}),
+        loo=LeaveOneOut.from_arrays({k[4:]: v for k, v in a.items() if k.startswith("loo_")}) if "loo_loss" in a else None,
+        signal={name: Signal(**verdict) for name, verdict in meta.get("signal", {}).items()},
+        calibration=meta.get("calibration", ""),
     )
 
 
@@ -269,18 +306,21 @@ def analyze(
     params: AnalysisParams = AnalysisParams(),
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    calibration: str = "",
 ) -> AnalysisBundle:
     """Compute (or reopen from the cache) every per-head evidence of ``lm`` on ``dataset``.
 
-    Concurrent calls for the same model, data and parameters run once; the others wait for it.
+    ``dataset`` should be the calibration set (:mod:`pruning_core.calibration`); ``calibration``
+    describes it (recorded in the bundle). Concurrent calls for the same model, data and
+    parameters run once; the others wait for it.
     """
     cache = cache if cache is not None else DiskCache()
     with single_flight(f"analysis:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
-        return _analyze(lm, dataset, params, progress, cache)
+        return _analyze(lm, dataset, params, progress, cache, calibration or f"{dataset.name} ({len(dataset)} rows)")
 
 
 def _analyze(
-    lm: LoadedModel, dataset: TextDataset, params: AnalysisParams, progress: ProgressFn | None, cache: DiskCache
+    lm: LoadedModel, dataset: TextDataset, params: AnalysisParams, progress: ProgressFn | None, cache: DiskCache, calibration: str
 ) -> AnalysisBundle:
     report = progress or no_progress
     timings: dict[str, float] = {}
@@ -294,7 +334,7 @@ def _analyze(
     stats = timed(
         "attention_statistics",
         0.0,
-        0.25,
+        0.2,
         lambda p: halving_retry(
             lambda budget: attention_statistics(lm, dataset, progress=p, cache=cache, max_tokens=budget),
             ATTENTION_TOKENS,
@@ -302,25 +342,29 @@ def _analyze(
             what="the attention statistics",
         ),
     )
-    importance = timed("importance", 0.25, 0.5, lambda p: head_importance(lm, dataset, progress=p, cache=cache))
+    importance = timed("importance", 0.2, 0.35, lambda p: head_importance(lm, dataset, progress=p, cache=cache))
     similarity = timed(
         "similarity",
-        0.5,
-        0.7,
+        0.35,
+        0.45,
         lambda p: head_similarity(lm, dataset, tokens=params.similarity_tokens, seed=params.seed, progress=p, cache=cache),
     )
     syntax = timed(
         "roles_alignment",
-        0.7,
-        0.95,
+        0.45,
+        0.65,
         lambda p: syntax_evidence(
             lm, dataset, params.role_sentences, params.alignment_sentences, params.tau, seed=params.seed, progress=p, cache=cache
         ),
     )
+    loo = None
+    if params.leave_one_out:
+        loo = timed("leave_one_out", 0.65, 0.95, lambda p: leave_one_out(lm, dataset, progress=p, cache=cache))
     began = time.perf_counter()
     coords, method = _cached_map(similarity.cka, params.seed, cache)
     timings["head_map"] = round(time.perf_counter() - began, 3)
     report(1.0, "analysis ready")
+    stability_values = stability(stats.profiles)
     return AnalysisBundle(
         model=lm.name,
         model_fingerprint=lm.fingerprint,
@@ -330,7 +374,7 @@ def _analyze(
         num_heads=lm.num_heads,
         params=params,
         importance=importance,
-        stability=stability(stats.profiles),
+        stability=stability_values,
         similarity=similarity,
         attention=stats,
         roles=syntax.roles,
@@ -338,7 +382,18 @@ def _analyze(
         head_map=coords,
         map_method=method,
         timings=timings,
+        loo=loo,
+        signal=_signal(importance, stability_values, similarity, loo),
+        calibration=calibration,
     )
+
+
+def _signal(importance: Importance, stable: np.ndarray, similarity: Similarity, loo: LeaveOneOut | None) -> dict[str, Signal]:
+    """Each criterion's signal verdict against leave-one-out damage (empty without leave-one-out)."""
+    if loo is None:
+        return {}
+    criteria = {"importance": importance.normalized, "fisher": importance.fisher, "stability": stable, "similarity": similarity.score}
+    return signal_report(criteria, loo.loss)
 
 
 def _cached_map(cka: np.ndarray, seed: int, cache: DiskCache) -> tuple[np.ndarray, str]:

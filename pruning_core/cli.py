@@ -61,6 +61,18 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rows", type=int, default=None, help="use only the first N rows")
 
 
+def _add_calibration(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="calibration set for scores and learned orders: a CSV/TSV/JSONL file or 'sst2:train' "
+        "(default: 2,000 sampled SST-2 train sentences for the bundled sst2, else the data itself)",
+    )
+    parser.add_argument(
+        "--calibration-fraction", type=float, default=None, help="hold out this share of the data to calibrate on (evaluate on the rest)"
+    )
+
+
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="output folder for the pruned model")
     pr.add_argument("--latency", action="store_true", help="also measure full vs pruned latency (batch 1/32, length 64/128)")
     pr.add_argument("--repair", action="store_true", help="refit the kept heads' output projections on the calibration set first")
+    _add_data(pr)
+    _add_calibration(pr)
     _add_repair(pr)
     _add_output(pr)
 
@@ -116,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--alignment-sentences", type=int, default=500, help="sentences for dependency alignment (default 500)")
     an.add_argument("--tau", type=float, default=3.0, help="role threshold on the mean sieve score (default 3)")
     an.add_argument("--seed", type=int, default=0)
+    an.add_argument("--no-leave-one-out", action="store_true", help="skip the leave-one-out ablation of every head")
+    _add_calibration(an)
     _add_output(an)
 
     cu = sub.add_parser("curves", help="accuracy/loss/agreement against heads pruned for every strategy, and the knee table")
@@ -126,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--random-seeds", type=int, default=5)
     cu.add_argument("--dsp-steps", type=int, default=200, help="optimisation steps of differentiable subset pruning")
     cu.add_argument("--strategies", default=None, help="comma-separated subset of: " + ", ".join(DEFAULT_STRATEGIES))
-    cu.add_argument("--no-refine", action="store_true", help="do not evaluate every K around the 1-point knee")
+    cu.add_argument("--no-refine", action="store_true", help="do not evaluate every K around the 1-point and significance knees")
     cu.add_argument("--repair", action="store_true", help="add each strategy's repaired curve (every point repaired, then evaluated)")
+    _add_calibration(cu)
     _add_repair(cu)
     _add_output(cu)
 
@@ -146,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     rc.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"), help="evaluation autocast")
     _add_data(rc)
+    _add_calibration(rc)
     _add_repair(rc)
     rc.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
     rc.add_argument("--batch-size", type=int, default=32)
@@ -158,12 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_repair(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--calibration",
-        default=None,
-        help="calibration data for repair/recovery, as --data accepts (default: 2,000 sampled SST-2 train sentences for the bundled "
-        "SST-2, else the evaluation data)",
-    )
     parser.add_argument("--repair-variant", default="full", choices=("full", "scale"), help="least squares (full) or one scale per head")
     parser.add_argument(
         "--repair-target",
@@ -207,6 +219,12 @@ def _dataset(args: argparse.Namespace):
         max_rows=args.max_rows,
         policy=SourcePolicy.from_env(),
     )
+
+
+def _data_sets(args: argparse.Namespace):
+    from .calibration import data_sets
+
+    return data_sets(args.data, _dataset(args), args.calibration, args.calibration_fraction)
 
 
 def _scheme(args: argparse.Namespace, lm):
@@ -286,15 +304,8 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _calibration(args: argparse.Namespace):
-    from .data import load_dataset
-    from .repair import calibration_for
-
-    if args.calibration:
-        columns = (getattr(args, name, None) for name in ("text_column", "text_pair_column", "label_column"))
-        return load_dataset(args.calibration, *columns)
-    if hasattr(args, "data"):
-        return calibration_for(_dataset(args))
-    return calibration_for(load_dataset("sst2"))
+    """The calibration set of the command's data (see :func:`pruning_core.calibration.data_sets`)."""
+    return _data_sets(args).calibration
 
 
 def cmd_attention(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,10 +347,12 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
     from .analysis import AnalysisParams, analyze
 
     lm = _load(args)
-    dataset = _dataset(args)
-    params = AnalysisParams(args.similarity_tokens, args.role_sentences, args.alignment_sentences, args.tau, args.seed)
+    sets = _data_sets(args)
+    params = AnalysisParams(
+        args.similarity_tokens, args.role_sentences, args.alignment_sentences, args.tau, args.seed, not args.no_leave_one_out
+    )
     with _progress(args, "analysis") as report:
-        bundle = analyze(lm, dataset, params, progress=report)
+        bundle = analyze(lm, sets.calibration, params, progress=report, calibration=sets.calibration_description)
     result = bundle.summary()
     if args.out:
         result["out"] = str(bundle.save(args.out))
@@ -351,22 +364,30 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
     from .curves import CurveParams, compute_curves
 
     lm = _load(args)
-    dataset = _dataset(args)
+    sets = _data_sets(args)
     strategies = tuple(s.strip() for s in args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES
     params = CurveParams(args.step, args.random_seeds, not args.no_refine, args.dsp_steps, strategies)
     with _progress(args, "analysis + curves") as report:
         from .progress import scaled
 
         end = 0.5 if args.repair else 1.0
-        bundle = analyze(lm, dataset, progress=scaled(report, 0.0, 0.2 * end))
-        curves = compute_curves(lm, dataset, bundle, params, progress=scaled(report, 0.2 * end, end))
+        bundle = analyze(lm, sets.calibration, progress=scaled(report, 0.0, 0.2 * end), calibration=sets.calibration_description)
+        curves = compute_curves(
+            lm,
+            sets.evaluation,
+            bundle,
+            params,
+            progress=scaled(report, 0.2 * end, end),
+            calibration=sets.calibration,
+            descriptions=sets.describe(),
+        )
         if args.repair:
             from .repair_curves import add_repaired_curves
 
             add_repaired_curves(
                 lm,
-                dataset,
-                _calibration(args),
+                sets.evaluation,
+                sets.calibration,
                 curves,
                 variant=args.repair_variant,
                 target=args.repair_target,
@@ -374,7 +395,10 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
             )
     result = {
         "model": args.model,
-        "data": dataset.name,
+        "data": sets.evaluation.name,
+        "calibration": curves.calibration,
+        "evaluation": curves.evaluation,
+        "signal": {name: verdict.to_dict() for name, verdict in bundle.signal.items()},
         "full_accuracy": curves.full_accuracy,
         "evaluations": curves.evaluations,
         "seconds": round(curves.seconds, 1),
@@ -502,9 +526,22 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
         print(
             f"{result['data']}: full accuracy {result['full_accuracy']:.4f}; {result['evaluations']} evaluations in {result['seconds']} s"
         )
-        print(f"{'strategy':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
+        print(f"calibration: {result['calibration']}; evaluation: {result['evaluation']}")
+        print(
+            f"{'strategy':<28} " + " ".join(f"{name:>22}" for name in ("<=1pt [K interval]", "<=3pt [K interval]", "no sig. drop [K int.]"))
+        )
         for row in result["knee"]:
-            print(f"{row['label']:<28} {row['k_1pt']:>6} {row['accuracy_1pt']:>7.4f} {row['k_3pt']:>6} {row['accuracy_3pt']:>7.4f}")
+            cells = []
+            for kind in ("1pt", "3pt", "nosig"):
+                interval = row.get(f"k_{kind}_interval")
+                tie = "=" if row.get(f"best_{kind}") else " "
+                text = f"{row.get(f'k_{kind}', '-')}{tie} [{interval[0]}-{interval[1]}]" if interval else str(row.get(f"k_{kind}", "-"))
+                cells.append(f"{text:>22}")
+            print(f"{row['label']:<28} " + " ".join(cells))
+        print("'=': the largest knee or tied with it (knee intervals overlap)")
+        for name, verdict in result.get("signal", {}).items():
+            if not verdict["signal"]:
+                print(f"note: {name} carries no signal: {verdict['reason']}")
         if "knee_repaired" in result:
             print(f"{'strategy + repair':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
             for row in result["knee_repaired"]:

@@ -1,9 +1,12 @@
 """Pruning-process curves: accuracy, loss and agreement against the number of heads pruned, for
-every strategy, plus the knee summary (most heads prunable within 1 and 3 accuracy points).
+every strategy, on the evaluation set, plus the knee summary (most heads prunable within 1 point,
+within 3 points, and with no significant drop), each knee with its uncertainty (SPEC section 3).
 
 Points are evaluated at a fixed step (default 10% of the heads) and, where accuracy first falls
-more than 1 point below the full model, at every K in between. Every evaluation goes through the
-evaluation cache, so an interrupted run resumes.
+more than 1 point below the full model or the drop first becomes significant, at every K in
+between. Each point carries the 95% paired-bootstrap interval of its accuracy change against the
+full model and the McNemar exact p-value (:mod:`pruning_core.stats`). Orders are learned on the
+calibration set. Every evaluation goes through the evaluation cache, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from .evaluation import evaluate
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress, scaled
 from .schemes import Scheme
+from .stats import ALPHA, Change, accuracy_change, bootstrap_indices, mcnemar_exact
 from .strategies import REGISTRY, Head, StrategyContext
+from .strategies.composite import Composite
 from .strategies.dsp import DifferentiableSubset
 from .strategies.importance import MichelIterative
 from .strategies.random_order import RandomOrder
@@ -46,9 +51,42 @@ def pruning_steps(total: int, fraction: float) -> list[int]:
     return sorted({round(i * total / count) for i in range(count + 1)})
 
 
+KNEES = ("1pt", "3pt", "nosig")
+KNEE_RESAMPLES = 1000
+
+
+def knee_k(ks: list[int], accuracy: np.ndarray, full_accuracy: float, max_drop: float) -> int:
+    """Largest evaluated K whose accuracy stays within ``max_drop`` of the full model."""
+    ok = [k for k, acc in zip(ks, accuracy) if acc >= full_accuracy - max_drop - 1e-12]
+    return max(ok) if ok else 0
+
+
+def no_drop_k(ks: list[int], changes: list[Change]) -> int:
+    """Largest evaluated K with no significant drop: not (lower accuracy and McNemar p < 0.05)."""
+    ok = [k for k, change in zip(ks, changes) if not change.significant_drop]
+    return max(ok) if ok else 0
+
+
+def _bits(correct: np.ndarray) -> str:
+    return "".join("1" if c else "0" for c in correct)
+
+
+def _unbits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+
 @dataclass
 class StrategyCurve:
-    """One strategy's curve; metrics are (runs, points) arrays (runs > 1 for random seeds)."""
+    """One strategy's curve; metrics are (runs, points) arrays (runs > 1 for random seeds).
+
+    ``correct``: per run and point, which evaluation samples the pruned model gets right (a
+    '0'/'1' string), the basis of every interval; ``delta_low``/``delta_high``/``p_value``: the
+    95% paired-bootstrap interval of the accuracy change against the full model and the McNemar
+    exact p-value at each point; ``representative``: the run whose curve is closest (least
+    squares) to the mean curve: knees and knee schemes of a multi-run strategy come from it, so
+    the knee scheme is on a plotted curve; ``note``: what the page must say about the curve (e.g.
+    which K DSP's logits come from).
+    """
 
     name: str
     label: str
@@ -59,6 +97,12 @@ class StrategyCurve:
     agreement: np.ndarray
     orders: list[list[Head]]
     seconds: float = 0.0
+    correct: list[list[str]] = field(default_factory=list)
+    delta_low: np.ndarray | None = None
+    delta_high: np.ndarray | None = None
+    p_value: np.ndarray | None = None
+    representative: int = 0
+    note: str = ""
 
     def mean(self, metric: str = "accuracy") -> np.ndarray:
         return getattr(self, metric).mean(0)
@@ -67,13 +111,23 @@ class StrategyCurve:
         values = getattr(self, metric)
         return values.min(0), values.max(0)
 
-    def pruned_at(self, k: int, run: int = 0) -> list[Head]:
-        return list(self.orders[run][:k])
+    def pruned_at(self, k: int, run: int | None = None) -> list[Head]:
+        return list(self.orders[self.representative if run is None else run][:k])
 
     def knee(self, full_accuracy: float, max_drop: float) -> int:
-        """Largest evaluated K whose (mean) accuracy stays within ``max_drop`` of the full model."""
-        ok = [k for k, acc in zip(self.ks, self.mean()) if acc >= full_accuracy - max_drop - 1e-12]
-        return max(ok) if ok else 0
+        """Largest evaluated K of the representative run within ``max_drop`` of the full model."""
+        return knee_k(self.ks, self.accuracy[self.representative], full_accuracy, max_drop)
+
+    def correct_matrix(self, run: int | None = None) -> np.ndarray | None:
+        """(points, samples) booleans of the representative (or given) run, None if not recorded."""
+        if not self.correct:
+            return None
+        return np.stack([_unbits(bits) for bits in self.correct[self.representative if run is None else run]])
+
+    def changes(self, full_correct: np.ndarray, seed: int = 0) -> list[Change]:
+        """The accuracy change with its interval and p-value at every point of the representative run."""
+        matrix = self.correct_matrix()
+        return [accuracy_change(full_correct, row, seed=seed) for row in matrix] if matrix is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,10 +140,19 @@ class StrategyCurve:
             "agreement": self.agreement.tolist(),
             "orders": [[list(h) for h in order] for order in self.orders],
             "seconds": self.seconds,
+            "correct": self.correct,
+            "delta_low": None if self.delta_low is None else self.delta_low.tolist(),
+            "delta_high": None if self.delta_high is None else self.delta_high.tolist(),
+            "p_value": None if self.p_value is None else self.p_value.tolist(),
+            "representative": self.representative,
+            "note": self.note,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StrategyCurve:
+        def optional(name: str) -> np.ndarray | None:
+            return None if d.get(name) is None else np.asarray(d[name])
+
         return cls(
             d["name"],
             d["label"],
@@ -100,12 +163,43 @@ class StrategyCurve:
             np.asarray(d["agreement"]),
             [[tuple(h) for h in order] for order in d["orders"]],
             float(d.get("seconds", 0.0)),
+            [list(run) for run in d.get("correct", [])],
+            optional("delta_low"),
+            optional("delta_high"),
+            optional("p_value"),
+            int(d.get("representative", 0)),
+            str(d.get("note", "")),
         )
+
+
+def bootstrap_knees(ks: list[int], correct: np.ndarray, full_correct: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Each knee recomputed on every bootstrap resample of the samples (``indices``: (B, n)).
+
+    All points of all curves share the resamples, so the knees' intervals are paired.
+    """
+    sampled = correct[:, indices]  # points, B, n
+    full = full_correct[indices]  # B, n
+    accuracy = sampled.mean(-1)
+    full_accuracy = full.mean(-1)
+    lost = (full[None] & ~sampled).sum(-1)
+    gained = (~full[None] & sampled).sum(-1)
+    drop = (accuracy < full_accuracy[None]) & (mcnemar_exact(lost, gained) < ALPHA)
+    k = np.asarray(ks)[:, None]
+    result = {}
+    for kind, max_drop in (("1pt", 0.01), ("3pt", 0.03)):
+        ok = accuracy >= full_accuracy[None] - max_drop - 1e-12
+        result[kind] = np.where(ok, k, 0).max(0)
+    result["nosig"] = np.where(~drop, k, 0).max(0)
+    return result
 
 
 @dataclass
 class Curves:
-    """All strategies' curves for one (model, dataset)."""
+    """All strategies' curves for one (model, evaluation set).
+
+    ``full_correct``: which evaluation samples the full model gets right ('0'/'1'); ``calibration``
+    and ``evaluation`` describe the sets the orders were learned on and the curves measured on.
+    """
 
     model: str
     data: str
@@ -118,20 +212,69 @@ class Curves:
     evaluations: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    full_correct: str = ""
+    calibration: str = ""
+    evaluation: str = ""
+    seed: int = 0
 
     def knee_table(self) -> list[dict[str, Any]]:
-        """Per strategy: most heads prunable within 1 and 3 accuracy points, and the accuracy there."""
-        rows = []
+        """Per strategy: the most heads prunable within 1 point, within 3 points and with no
+        significant drop (McNemar p >= 0.05 or no lower accuracy), each with
+
+        - ``accuracy_<knee>`` and ``delta_<knee>`` = [low, high]: the 95% paired-bootstrap interval
+          of the accuracy change at that K, and ``p_<knee>`` its McNemar p-value;
+        - ``k_<knee>_interval`` = [low, high]: the 2.5-97.5 percentiles of the knee itself over
+          paired bootstrap resamples of the evaluation samples (on the evaluated K grid);
+        - ``tied_<knee>``: the other strategies whose knee intervals overlap this one's (a tie:
+          the data cannot tell the knees apart), and ``best_<knee>``: whether this strategy's knee
+          is the largest or tied with it.
+        """
+        total = self.num_layers * self.num_heads
+        full_correct = _unbits(self.full_correct) if self.full_correct else None
+        indices = bootstrap_indices(len(full_correct), KNEE_RESAMPLES, self.seed) if full_correct is not None else None
+        rows, intervals = [], {}
         for curve in self.curves.values():
             row: dict[str, Any] = {"strategy": curve.name, "label": curve.label}
-            for points in (1, 3):
-                k = curve.knee(self.full_accuracy, points / 100)
-                row[f"k_{points}pt"] = k
-                row[f"share_{points}pt"] = round(k / (self.num_layers * self.num_heads), 3)
-                row[f"accuracy_{points}pt"] = round(float(curve.mean()[curve.ks.index(k)]), 4)
+            changes = curve.changes(full_correct, self.seed) if full_correct is not None else []
+            accuracy = curve.accuracy[curve.representative]
+            knees = {"1pt": curve.knee(self.full_accuracy, 0.01), "3pt": curve.knee(self.full_accuracy, 0.03)}
+            if changes:
+                knees["nosig"] = no_drop_k(curve.ks, changes)
+                sampled = bootstrap_knees(curve.ks, curve.correct_matrix(), full_correct, indices)
+            for kind, k in knees.items():
+                point = curve.ks.index(k)
+                row[f"k_{kind}"] = k
+                row[f"share_{kind}"] = round(k / total, 3)
+                row[f"accuracy_{kind}"] = round(float(accuracy[point]), 4)
+                if changes:
+                    change = changes[point]
+                    row[f"delta_{kind}"] = [round(change.low, 4), round(change.high, 4)]
+                    row[f"p_{kind}"] = round(change.p_value, 4)
+                    low, high = np.percentile(sampled[kind], [2.5, 97.5])
+                    row[f"k_{kind}_interval"] = [int(round(low)), int(round(high))]
+                    intervals[(curve.name, kind)] = (low, high)
             row["seconds"] = round(curve.seconds, 1)
+            if curve.note:
+                row["note"] = curve.note
             rows.append(row)
+        for kind in KNEES:
+            named = [(row["strategy"], intervals[(row["strategy"], kind)]) for row in rows if (row["strategy"], kind) in intervals]
+            if not named:
+                continue
+            best = max(rows, key=lambda r: r.get(f"k_{kind}", -1))["strategy"]
+            for row in rows:
+                mine = intervals.get((row["strategy"], kind))
+                if mine is None:
+                    continue
+                row[f"tied_{kind}"] = [name for name, other in named if name != row["strategy"] and _overlap(mine, other)]
+                row[f"best_{kind}"] = row["strategy"] == best or best in row[f"tied_{kind}"]
         return rows
+
+    def knee_scheme(self, strategy: str, max_drop_points: float) -> Scheme:
+        """The scheme at ``strategy``'s knee (for random: the representative seed's run, which is plotted)."""
+        curve = self.curves[strategy]
+        k = curve.knee(self.full_accuracy, max_drop_points / 100)
+        return Scheme(self.num_layers, self.num_heads, frozenset(curve.pruned_at(k)), model=self.model, name=f"{strategy}@{k}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +289,10 @@ class Curves:
             "evaluations": self.evaluations,
             "seconds": self.seconds,
             "extra": self.extra,
+            "full_correct": self.full_correct,
+            "calibration": self.calibration,
+            "evaluation": self.evaluation,
+            "seed": self.seed,
         }
 
     @classmethod
@@ -164,6 +311,10 @@ class Curves:
             int(d.get("evaluations", 0)),
             float(d.get("seconds", 0.0)),
             d.get("extra", {}),
+            str(d.get("full_correct", "")),
+            str(d.get("calibration", "")),
+            str(d.get("evaluation", "")),
+            int(d.get("seed", 0)),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -171,6 +322,10 @@ class Curves:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict()) + "\n")
         return path
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def load_curves(path: str | Path) -> Curves:
@@ -200,25 +355,51 @@ def compute_curves(
     params: CurveParams = CurveParams(),
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    calibration: TextDataset | None = None,
+    descriptions: dict[str, str] | None = None,
 ) -> Curves:
-    """Curves of every strategy in ``params`` (the whole result is cached on disk as well).
+    """Curves of every strategy in ``params`` on the evaluation set ``dataset`` (the whole result is
+    cached on disk as well).
 
-    Concurrent calls for the same model, data and parameters run once; the others wait for it.
+    Orders are learned on ``calibration`` (Michel's recomputation, DSP, the composite's weights;
+    default: ``dataset``); ``descriptions`` (``calibration``/``evaluation``) are recorded in the
+    result. Concurrent calls for the same model, data and parameters run once; the others wait.
     """
     cache = cache if cache is not None else DiskCache()
-    key = cache_key("curves", model=lm.fingerprint, data=dataset.fingerprint, params=asdict(params), bundle=bundle.model_fingerprint)
-    with single_flight(f"curves:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
+    calibration_set = calibration if calibration is not None else dataset
+    names = descriptions or {}
+    described = (
+        names.get("calibration") or f"{calibration_set.name} ({len(calibration_set)} rows)",
+        names.get("evaluation") or f"{dataset.name} ({len(dataset)} rows)",
+    )
+    key = cache_key(
+        "curves",
+        model=lm.fingerprint,
+        data=dataset.fingerprint,
+        calibration=calibration_set.fingerprint,
+        params=asdict(params),
+        bundle=bundle.model_fingerprint,
+        bundle_data=bundle.data_fingerprint,
+    )
+    with single_flight(f"curves:{lm.fingerprint}:{dataset.fingerprint}:{calibration_set.fingerprint}:{params}"):
         return cached_part(
             cache,
             key,
-            lambda: _compute_curves(lm, dataset, bundle, params, progress, cache),
+            lambda: _compute_curves(lm, dataset, bundle, params, progress, cache, calibration_set, described),
             lambda result: ({}, {"curves": json.dumps(result.to_dict())}),
             lambda _, meta: Curves.from_dict(json.loads(str(meta["curves"]))),
         )
 
 
 def _compute_curves(
-    lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, params: CurveParams, progress: ProgressFn | None, cache: DiskCache
+    lm: LoadedModel,
+    dataset: TextDataset,
+    bundle: AnalysisBundle,
+    params: CurveParams,
+    progress: ProgressFn | None,
+    cache: DiskCache,
+    calibration: TextDataset,
+    described: tuple[str, str],
 ) -> Curves:
     report = progress or no_progress
     started = time.perf_counter()
@@ -227,26 +408,39 @@ def _compute_curves(
     grid = pruning_steps(total, params.step_fraction)
     step = grid[1] - grid[0]
     full = evaluate(lm, dataset, None, cache=cache)
+    full_correct = full.preds == full.labels
     evaluations = 0
     curves: dict[str, StrategyCurve] = {}
     extra: dict[str, Any] = {}
     for index, name in enumerate(params.strategies):
         part = scaled(report, index / len(params.strategies), (index + 1) / len(params.strategies))
         began = time.perf_counter()
-        ctx = StrategyContext(lm, dataset, bundle, cache, scaled(part, 0.0, 0.3))
+        ctx = StrategyContext(lm, dataset, bundle, cache, scaled(part, 0.0, 0.3), calibration)
         runs = _runs(name, params, total, step)
         orders = []
+        note = ""
         for run in runs:
             orders.append(run.order(ctx))
             if isinstance(run, DifferentiableSubset) and run.last is not None:
+                note = run.note(total)
                 extra["dsp"] = {
                     "train_seconds": round(run.last.seconds, 1),
                     "keep_k": run.last.k,
+                    "logits_from_pruned_k": total - run.last.k,
+                    "exact_k_points": [total - run.last.k],
+                    "note": note,
                     "steps": run.last.steps,
                     "train_data": run.last.train_data,
                 }
-        ks = list(grid)
-        results: dict[tuple[int, int], tuple[float, float, float]] = {}
+            if isinstance(run, Composite) and run.last is not None:
+                extra["bhpvas"] = {
+                    **run.last,
+                    "signal": {k: v.to_dict() for k, v in bundle.signal.items()},
+                    "tuned_on": described[0],
+                }
+                used = [f"{c} weight {run.last[c]}" for c in ("stability", "similarity")]
+                note = "Weights chosen on the calibration set: " + ", ".join(used) + "."
+        results: dict[tuple[int, int], tuple[float, float, float, np.ndarray]] = {}
 
         def measure(run_index: int, k: int, results=results, orders=orders) -> None:
             nonlocal evaluations
@@ -255,25 +449,23 @@ def _compute_curves(
             scheme = Scheme(layers, heads, frozenset(orders[run_index][:k]))
             result = full if k == 0 else evaluate(lm, dataset, scheme, cache=cache, remember=True)
             evaluations += int(not result.from_cache and k != 0)
-            results[(run_index, k)] = (result.accuracy, result.loss, result.agreement)
+            results[(run_index, k)] = (result.accuracy, result.loss, result.agreement, result.preds == result.labels)
 
         todo = [(r, k) for r in range(len(orders)) for k in grid]
         for i, (r, k) in enumerate(todo):
             measure(r, k)
             part(0.3 + 0.6 * (i + 1) / len(todo), f"{name}: {k} heads pruned")
         if params.refine_knee and len(orders) == 1:
-            accuracy = [results[(0, k)][0] for k in grid]
-            below = [i for i, acc in enumerate(accuracy) if acc < full.accuracy - 0.01]
-            if below and below[0] > 0:
-                low, high = grid[below[0] - 1], grid[below[0]]
+            for low, high in _refine_ranges(grid, [results[(0, k)] for k in grid], full.accuracy, full_correct):
                 for k in range(low + 1, high):
                     measure(0, k)
-                    part(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{name}: refining the knee at {k}")
-                ks = sorted({k for _, k in results})
+                    part(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{name}: refining at {k}")
+        ks = sorted({k for _, k in results})
         metric = {
             m: np.asarray([[results[(r, k)][i] for k in ks] for r in range(len(orders))])
             for i, m in enumerate(("accuracy", "loss", "agreement"))
         }
+        changes = [[accuracy_change(full_correct, results[(r, k)][3]) for k in ks] for r in range(len(orders))]
         first = runs[0]
         curves[name] = StrategyCurve(
             name,
@@ -285,9 +477,52 @@ def _compute_curves(
             metric["agreement"],
             orders,
             time.perf_counter() - began,
+            correct=[[_bits(results[(r, k)][3]) for k in ks] for r in range(len(orders))],
+            delta_low=np.asarray([[c.low for c in row] for row in changes]),
+            delta_high=np.asarray([[c.high for c in row] for row in changes]),
+            p_value=np.asarray([[c.p_value for c in row] for row in changes]),
+            representative=closest_to_mean(metric["accuracy"]),
+            note=note,
         )
     result = Curves(
-        lm.name, dataset.name, layers, heads, full.accuracy, full.loss, params, curves, evaluations, time.perf_counter() - started, extra
+        lm.name,
+        dataset.name,
+        layers,
+        heads,
+        full.accuracy,
+        full.loss,
+        params,
+        curves,
+        evaluations,
+        time.perf_counter() - started,
+        extra,
+        _bits(full_correct),
+        described[0],
+        described[1],
     )
     report(1.0, "curves ready")
     return result
+
+
+def closest_to_mean(accuracy: np.ndarray) -> int:
+    """The run whose curve is closest (least squares) to the mean curve; the lowest index on ties."""
+    distance = ((accuracy - accuracy.mean(0, keepdims=True)) ** 2).sum(1)
+    return int(np.argmin(distance))
+
+
+def _refine_ranges(
+    grid: list[int], points: list[tuple[float, float, float, np.ndarray]], full_accuracy: float, full_correct: np.ndarray
+) -> list[tuple[int, int]]:
+    """Grid intervals to evaluate at every K: where accuracy first falls more than 1 point below the
+    full model, and where the drop first becomes significant."""
+    ranges = set()
+    below = [i for i, p in enumerate(points) if p[0] < full_accuracy - 0.01]
+    significant = [
+        i
+        for i, p in enumerate(points)
+        if p[0] < full_accuracy and mcnemar_exact(int((full_correct & ~p[3]).sum()), int((~full_correct & p[3]).sum())) < ALPHA
+    ]
+    for crossing in (below, significant):
+        if crossing and crossing[0] > 0:
+            ranges.add((grid[crossing[0] - 1], grid[crossing[0]]))
+    return sorted(ranges)

@@ -2,6 +2,8 @@
 
 DEFAULT_STRATEGIES = (
     "importance",
+    "fisher",
+    "loo",
     "michel",
     "random",
     "top-first",

@@ -40,7 +40,9 @@ def _make_hook(model_id: int, layer: int, heads_here: int, head_dim: int):
             return None
         shape = context.shape
         gate = gates[layer].to(dtype=context.dtype)
-        scaled = (context.view(*shape[:-1], heads_here, head_dim) * gate[:, None]).view(shape)
+        if gate.dim() == 2:  # one gate row per sample: (batch, heads) against (batch, ..., heads, head_dim)
+            gate = gate.view(gate.shape[0], *([1] * (len(shape) - 2)), heads_here)
+        scaled = (context.view(*shape[:-1], heads_here, head_dim) * gate[..., None]).view(shape)
         return (scaled, *args[1:])
 
     return mark(hook)
@@ -62,10 +64,14 @@ def _hooks_installed(model: nn.Module, adapter: ArchAdapter, kept_heads: Sequenc
 
 
 def layer_gates(gates: torch.Tensor, kept_heads: Sequence[Sequence[int]], skip_ones: bool = True) -> list[torch.Tensor | None]:
-    """Per-layer gate vectors over the heads present in each layer (None where nothing changes)."""
+    """Per-layer gate vectors over the heads present in each layer (None where nothing changes).
+
+    ``gates`` is (layers, heads), or (batch, layers, heads) for a gate per sample (then each
+    layer's entry is (batch, present heads)).
+    """
     result: list[torch.Tensor | None] = []
     for layer, kept in enumerate(kept_heads):
-        vector = gates[layer, list(kept)] if len(kept) else gates[layer, :0]
+        vector = gates[..., layer, list(kept)] if len(kept) else gates[..., layer, :0]
         if skip_ones and not vector.requires_grad and bool(torch.all(vector == 1)):
             result.append(None)
         else:
@@ -91,7 +97,8 @@ def gated(
     """Run the model with head gates applied, for the current thread/context only.
 
     ``gates`` has shape (layers, original heads): a boolean keep-mask or float gates (which may
-    require grad, for importance and learned pruning). ``kept_heads`` lists, per layer, the
+    require grad, for importance and learned pruning); or (batch, layers, original heads), one
+    gate row per sample of the batch being run (per-example gradients in one backward pass). ``kept_heads`` lists, per layer, the
     original indices of the heads physically present (all of them for an unpruned model).
     ``None`` gates run the model unchanged.
     """

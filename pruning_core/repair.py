@@ -29,7 +29,8 @@ from torch import nn
 
 from .batching import collate, default_max_tokens, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key
-from .data import TextDataset, load_dataset
+from .calibration import data_sets
+from .data import TextDataset
 from .errors import SchemeError
 from .gating import strip_gate_hooks
 from .loading import LoadedModel, model_fingerprint
@@ -41,20 +42,12 @@ from .surgery import weight_sharing_copy
 VARIANTS = ("full", "scale")
 TARGETS = ("attention", "residual")
 DEFAULT_RIDGE = 1e-3
-CALIBRATION_ROWS = 2000
 
 
-def calibration_for(dataset: TextDataset, rows: int = CALIBRATION_ROWS, seed: int = 0) -> TextDataset:
-    """The calibration set that goes with an evaluation set (interim, until a shared helper lands).
-
-    For the bundled SST-2 dev set: ``rows`` sentences of ``sst2:train`` drawn with
-    ``numpy.random.default_rng(seed)`` (the same rows DSP learns on). Any other dataset is its own
-    calibration set (SPEC: a user file calibrates itself unless a calibration file is given).
-    """
-    if dataset.name in ("sst2", "sst2:dev"):
-        train = load_dataset("sst2:train")
-        return train.subset(np.random.default_rng(seed).permutation(len(train))[:rows], name=f"sst2:train[{rows} sampled]")
-    return dataset
+def calibration_for(dataset: TextDataset) -> TextDataset:
+    """The calibration set that goes with an evaluation set (:func:`pruning_core.calibration.data_sets`):
+    2,000 seeded SST-2 train sentences for the bundled dev set, else the dataset itself."""
+    return data_sets(dataset.name, dataset).calibration
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The three BHPVAS criteria per head: importance, stability and similarity (SPEC section 3).
 
-- Importance (Michel et al. 2019): |dL/d xi_h| at xi = 1, accumulated over the evaluation set
-  with dropout off, divided by the number of tokens, then each layer's vector divided by its L2
-  norm.
+- Importance (Michel et al. 2019): E_x |dL(x)/d xi_h| at xi = 1, the absolute value taken per
+  example (a gate per sample), summed over the calibration set with dropout off, divided by the
+  number of tokens, then each layer's vector divided by its L2 norm. Fisher (Kwon et al. 2022):
+  E_x (dL(x)/d xi_h)^2 from the same gradients.
 - Stability: 1 - mean over samples of JSD(profile(x) || mean profile) / ln 2, where a profile is
   the six-way attention mass split of :mod:`pruning_core.attention`.
 - Similarity: linear CKA between heads' context vectors over sampled non-padding tokens; a head's
@@ -27,17 +28,35 @@ from .schemes import Scheme
 
 @dataclass
 class Importance:
-    """Head importance: ``raw`` (tokens-averaged |dL/d gate|), ``normalized`` (per-layer L2) and the
-    spread of the normalized score over batches (``spread``: standard deviation)."""
+    """Head importance from per-example gate gradients g_x = dL(x)/d xi at xi = 1.
+
+    ``raw``: sum_x |g_x| / tokens (Michel et al.'s E_x|dL(x)/d xi| averaged over tokens);
+    ``normalized``: ``raw`` with each layer divided by its L2 norm; ``stderr``: the standard error
+    of ``normalized`` over examples (ratio-estimator delta method, the layer norm held fixed);
+    ``fisher``: E_x g_x^2 (Kwon et al. 2022); ``per_example``: |g_x| (examples, layers, heads);
+    ``tokens``: non-padding tokens per example.
+    """
 
     raw: np.ndarray
     normalized: np.ndarray
-    spread: np.ndarray
-    per_batch: np.ndarray
+    stderr: np.ndarray
+    fisher: np.ndarray
+    per_example: np.ndarray
+    tokens: np.ndarray
 
     def display(self) -> np.ndarray:
         """Global min-max of the normalized importance to [0, 1] (absent heads stay NaN)."""
         return minmax(self.normalized)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "raw": self.raw,
+            "normalized": self.normalized,
+            "stderr": self.stderr,
+            "fisher": self.fisher,
+            "per_example": self.per_example,
+            "tokens": self.tokens,
+        }
 
 
 def minmax(values: np.ndarray) -> np.ndarray:
@@ -54,33 +73,58 @@ def layer_normalize(raw: np.ndarray) -> np.ndarray:
     return np.where(norms > 0, raw / np.where(norms > 0, norms, 1), 0.0)
 
 
-def gate_gradients(
+def example_gate_gradients(
     lm: LoadedModel,
     encoded: Encoded,
     keep: np.ndarray,
     max_tokens: int = 2048,
     progress: ProgressFn | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-batch |dL/d gate| at the gates ``keep`` (pruned heads stay at 0), and token counts per batch.
+    """Per-example dL(x)/d xi at the gates ``keep`` (pruned heads stay at 0), and tokens per example.
 
-    Returns (batches, layers, heads) absolute gradients of each batch's mean loss, and the number
-    of non-padding tokens of each batch.
+    Each sample of a batch gets its own gate row (a (batch, layers, heads) tensor), and the loss is
+    the sum of the samples' losses, so one backward pass per batch gives every example's own
+    gradient: nothing is mixed across examples, and the result does not depend on how batches are
+    cut (up to float rounding). Runs in fp32 with dropout off (the model is in eval mode).
+    Returns (examples, layers, heads) signed gradients in dataset order and (examples,) token counts.
     """
     report = progress or no_progress
     pad_id = lm.pad_id
-    grads, tokens = [], []
+    grads = np.zeros((len(encoded), *keep.shape), dtype=np.float64)
     batches = length_batches(encoded.lengths, max_tokens)
+    base = torch.as_tensor(keep, dtype=torch.float32, device=lm.device)
     for i, indices in enumerate(batches):
-        gates = torch.tensor(keep, dtype=torch.float32, device=lm.device, requires_grad=True)
+        gates = base.expand(len(indices), *keep.shape).clone().requires_grad_(True)
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
         with lm.gated(gates):
-            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits, labels)
+            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, gates)
-        grads.append(grad.abs().cpu().numpy())
-        tokens.append(int(batch["attention_mask"].sum()))
+        grads[indices] = grad.double().cpu().numpy()
         report((i + 1) / len(batches), f"importance batch {i + 1}/{len(batches)}")
-    return np.stack(grads), np.asarray(tokens)
+    return grads, encoded.lengths.astype(np.int64)
+
+
+def importance_from_gradients(grads: np.ndarray, tokens: np.ndarray, present: np.ndarray) -> Importance:
+    """Importance, its standard error and Fisher from per-example gradients (see :class:`Importance`)."""
+    absolute = np.abs(grads)
+    total = max(int(tokens.sum()), 1)
+    raw = absolute.sum(0) / total
+    absent = ~present
+    norms = np.sqrt(np.sum(np.where(absent, 0.0, raw) ** 2, axis=1, keepdims=True))
+    normalized = layer_normalize(np.where(absent, 0.0, raw))
+    n = len(grads)
+    if n > 1:
+        # raw = mean|g| / mean(T): linearise the ratio, then the standard error of a mean.
+        residual = (absolute - raw[None] * tokens[:, None, None]) / tokens.mean()
+        stderr_raw = residual.std(0, ddof=1) / np.sqrt(n)
+    else:
+        stderr_raw = np.full(raw.shape, np.nan)
+    stderr = np.where(norms > 0, stderr_raw / np.where(norms > 0, norms, 1), np.nan)
+    fisher = (grads**2).mean(0) if n else np.zeros(raw.shape)
+    for values in (raw, normalized, stderr, fisher):
+        values[absent] = np.nan
+    return Importance(raw, normalized, stderr, fisher, absolute.astype(np.float32), tokens)
 
 
 def head_importance(
@@ -91,31 +135,26 @@ def head_importance(
     cache: DiskCache | None = None,
     max_tokens: int = 2048,
 ) -> Importance:
-    """Michel et al. importance of every head, under the gates of ``scheme`` (cached on disk)."""
+    """Michel et al. importance (and Fisher) of every head, under the gates of ``scheme`` (cached).
+
+    ``max_tokens`` only sets the batch size; the result does not depend on it.
+    """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
-    key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), max_tokens=max_tokens)
+    key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), estimator="per-example")
     return cached_part(
         cache,
         key,
         lambda: _importance(lm, dataset, keep, max_tokens, progress),
-        lambda r: ({"raw": r.raw, "normalized": r.normalized, "spread": r.spread, "per_batch": r.per_batch}, {}),
+        lambda result: (result.arrays(), {}),
         lambda arrays, _: Importance(**arrays),
     )
 
 
 def _importance(lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None) -> Importance:
     encoded = encode(lm, dataset)
-    per_batch, tokens = gate_gradients(lm, encoded, keep, max_tokens, progress)
-    raw = per_batch.sum(0) / tokens.sum()
-    absent = ~lm.present_mask()
-    raw[absent] = np.nan
-    normalized = layer_normalize(np.where(absent, 0.0, raw))
-    normalized[absent] = np.nan
-    batch_scores = np.stack([layer_normalize(g / max(t, 1)) for g, t in zip(per_batch, tokens)])
-    spread = batch_scores.std(0)
-    spread[absent] = np.nan
-    return Importance(raw=raw, normalized=normalized, spread=spread, per_batch=per_batch)
+    grads, tokens = example_gate_gradients(lm, encoded, keep, max_tokens, progress)
+    return importance_from_gradients(grads, tokens, lm.present_mask())
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:

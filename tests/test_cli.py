@@ -91,10 +91,11 @@ def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, 
     from pruning_core.curves import load_curves
 
     common = ["--model", str(tiny_bert_dir), "--max-rows", "40", "--json", "--no-progress"]
+    calibrated = [*common, "--calibration-fraction", "0.5"]
     code, summary, _ = run(
         capsys,
         "analyze",
-        *common,
+        *calibrated,
         "--out",
         str(tmp_path / "bundle"),
         "--similarity-tokens",
@@ -105,11 +106,10 @@ def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, 
         "20",
     )
     assert code == 0 and summary["heads"] == 12
-    assert set(summary["ranked"]) == {"importance", "stability", "similarity"} and set(summary["spearman"]) == {
-        "importance~stability",
-        "importance~similarity",
-        "stability~similarity",
-    }
+    assert set(summary["ranked"]) == {"importance", "fisher", "loo_loss", "stability", "similarity"}
+    assert {"importance~stability", "importance~similarity", "stability~similarity", "importance~loo_loss"} <= set(summary["spearman"])
+    assert "20 of 40 rows held out" in summary["calibration"]
+    assert set(summary["signal"]) == {"importance", "fisher", "stability", "similarity"}
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.shape == (3, 4) and len(bundle.scores_table()) == 12
     header = (tmp_path / "bundle" / "scores.csv").read_text().splitlines()[0].split(",")
@@ -125,10 +125,19 @@ def test_analyze_curves_and_report_headless(capsys, tiny_bert_dir, scheme_file, 
         "umap_y",
         "role_local",
         "p_local",
+        "importance_stderr",
+        "fisher",
+        "loo_loss",
+        "loo_accuracy",
     ):
         assert column in header
-    code, curves, _ = run(capsys, "curves", *common, "--strategies", "importance,top-first", "--out", str(tmp_path / "curves.json"))
+    code, curves, _ = run(capsys, "curves", *calibrated, "--strategies", "importance,top-first", "--out", str(tmp_path / "curves.json"))
     assert code == 0 and [row["strategy"] for row in curves["knee"]] == ["importance", "top-first"]
+    assert "20 of 40 rows held out" in curves["calibration"] and "the other 20 rows" in curves["evaluation"]
+    for row in curves["knee"]:
+        for kind in ("1pt", "3pt", "nosig"):
+            low, high = row[f"k_{kind}_interval"]
+            assert low <= high and len(row[f"delta_{kind}"]) == 2 and 0 <= row[f"p_{kind}"] <= 1
     assert set(load_curves(tmp_path / "curves.json").curves) == {"importance", "top-first"}
     code, report, _ = run(capsys, "report", *common, "--scheme", str(scheme_file), "--out", str(tmp_path / "report"), "--repeats", "1")
     assert code == 0 and report["masked_equals_pruned"] and (tmp_path / "report" / "report.html").exists()

@@ -117,7 +117,7 @@ def test_thresholds_propose_low_importance_heads(ctx):
     assert proposal.all()
     strict = Thresholds(importance=0.0, stability=None, similarity=None).proposed(bundle)
     assert strict.sum() == 1
-    both = Thresholds(importance=1.0, stability=2.0, similarity=2.0, logic="or").proposed(bundle)
+    both = Thresholds(importance=1.0, stability=2.0, similarity=2.0, logic="or", skip_no_signal=False).proposed(bundle)
     assert not both.any()
 
 
@@ -137,6 +137,24 @@ def test_curves_knee_table_and_round_trip(tiny_bert, tiny_bundle, tmp_path, isol
     for row in table:
         assert row["k_1pt"] <= row["k_3pt"]
         assert row["accuracy_1pt"] >= curves.full_accuracy - 0.01 - 1e-9
+    scheme = curves.knee_scheme("importance", 3)
+    assert len(scheme.pruned) == table[0]["k_3pt"]
+    rows = {row["strategy"]: row for row in table}
+    for row in table:
+        for kind in ("1pt", "3pt", "nosig"):
+            low, high = row[f"k_{kind}_interval"]
+            assert low <= high and row[f"delta_{kind}"][0] <= row[f"delta_{kind}"][1]
+            for other in row[f"tied_{kind}"]:
+                assert row["strategy"] in rows[other][f"tied_{kind}"], "ties are symmetric"
+        assert any(row[f"best_{kind}"] for row in table)
+    random_curve = curves.curves["random"]
+    rep = random_curve.representative
+    assert rows["random"]["k_1pt"] in random_curve.ks
+    assert random_curve.accuracy[rep, random_curve.ks.index(rows["random"]["k_1pt"])] >= curves.full_accuracy - 0.01 - 1e-12
+    knee_scheme = curves.knee_scheme("random", 1)
+    assert knee_scheme.pruned == frozenset(random_curve.orders[rep][: rows["random"]["k_1pt"]]), "the knee scheme is on a plotted run"
+    assert "exact-K" in curves.curves["dsp"].note and curves.extra["dsp"]["logits_from_pruned_k"] == 6
+    assert curves.curves["importance"].p_value.shape == curves.curves["importance"].accuracy.shape
     path = curves.save(tmp_path / "curves.json")
     again = load_curves(path)
     assert again.knee_table() == table

@@ -1,8 +1,8 @@
 """Pruning strategies; each module registers its strategies in :data:`REGISTRY`."""
 
-from . import composite, dsp, importance, layers, random_order, repair_aware  # noqa: F401  (registration)
+from . import ablation, composite, dsp, importance, layers, random_order, repair_aware  # noqa: F401  (registration)
 from .base import REGISTRY, Head, Strategy, StrategyContext, by_importance, register
-from .composite import Thresholds, composite_score
+from .composite import Thresholds, composite_order
 from .dsp import DSPResult, soft_top_k, train_dsp
 from .layers import layer_order
 
@@ -14,7 +14,7 @@ __all__ = [
     "StrategyContext",
     "Thresholds",
     "by_importance",
-    "composite_score",
+    "composite_order",
     "layer_order",
     "register",
     "soft_top_k",

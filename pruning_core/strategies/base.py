@@ -23,13 +23,20 @@ Head = tuple[int, int]
 
 @dataclass
 class StrategyContext:
-    """What a strategy may use: the model, the evaluation data, its analysis bundle and a cache."""
+    """What a strategy may use: the model, the evaluation data, its analysis bundle, a cache and
+    the calibration set (anything a strategy learns or recomputes comes from the calibration set;
+    without one, from ``dataset``)."""
 
     lm: LoadedModel
     dataset: TextDataset
     bundle: AnalysisBundle
     cache: DiskCache = field(default_factory=DiskCache)
     progress: ProgressFn = no_progress
+    calibration: TextDataset | None = None
+
+    @property
+    def calibration_set(self) -> TextDataset:
+        return self.calibration if self.calibration is not None else self.dataset
 
     @property
     def shape(self) -> tuple[int, int]:

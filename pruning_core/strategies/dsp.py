@@ -4,8 +4,10 @@ per-head logits ``w`` are learned.
 Each step draws Gumbel noise, builds a soft top-K mask by K successive softmaxes at temperature
 tau (each step down-weights what earlier steps took), gates the heads with it and descends the
 task loss. tau is annealed geometrically (1000 -> 0.1); the normalised-momentum step size decays
-to zero on a cosine schedule. The final scheme keeps exactly the top-K
-of ``w``; for a curve, heads are pruned in ascending order of ``w`` learned at K = half the heads.
+to zero on a cosine schedule. Gates are learned on the calibration set. The final scheme keeps
+exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for that K); for a curve,
+heads are pruned in ascending order of ``w`` learned at K = half the heads, so only that point
+is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 
 from ..batching import collate, encode
 from ..cache import DiskCache, cache_key, cached_part
-from ..data import TextDataset, load_dataset
+from ..data import TextDataset
 from ..evaluation import forward_logits
 from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
@@ -35,7 +37,11 @@ def cosine_scale(step: int, steps: int) -> float:
 
 
 def soft_top_k(logits: torch.Tensor, k: int, tau: float) -> torch.Tensor:
-    """A relaxed k-hot vector: the sum of k successive softmaxes, each masking what was taken."""
+    """A relaxed k-hot vector: the sum of k successive softmaxes, each masking what was taken.
+
+    Not clamped at 1, as in the reference code: an entry can exceed 1 only while the temperature is
+    high and the vector is close to uniform (k/n per entry), and a clamp would cut its gradient.
+    """
     taken = torch.zeros_like(logits)
     current = logits
     result = torch.zeros_like(logits)
@@ -43,7 +49,7 @@ def soft_top_k(logits: torch.Tensor, k: int, tau: float) -> torch.Tensor:
         current = current + torch.log(torch.clamp(1.0 - taken, min=1e-20))
         taken = torch.softmax(current / tau, dim=-1)
         result = result + taken
-    return result.clamp(max=1.0)
+    return result
 
 
 @dataclass
@@ -60,14 +66,6 @@ class DSPResult:
         keep = np.zeros(flat.size, dtype=bool)
         keep[np.argsort(-flat, kind="stable")[: self.k]] = True
         return Scheme.from_mask(keep.reshape(shape), model=model, name=f"dsp@keep{self.k}")
-
-
-def training_data(dataset: TextDataset, rows: int = 2000, seed: int = 0) -> TextDataset:
-    """Data to learn the gates on: SST-2 train for the bundled dev set, else the given dataset."""
-    if dataset.name == "sst2:dev":
-        train = load_dataset("sst2:train")
-        return train.subset(np.random.default_rng(seed).permutation(len(train))[:rows], name=f"sst2:train[{rows} sampled]")
-    return dataset
 
 
 def train_dsp(
@@ -103,6 +101,7 @@ def train_dsp(
         lr=lr,
         tau=[tau_start, tau_end],
         lr_schedule="cosine",
+        clamp=False,
         seed=seed,
         objective=objective,
     )
@@ -185,7 +184,7 @@ class DifferentiableSubset(Strategy):
     def learn(self, ctx: StrategyContext, keep_k: int) -> DSPResult:
         self.last = train_dsp(
             ctx.lm,
-            training_data(ctx.dataset, seed=self.seed),
+            ctx.calibration_set,
             keep_k,
             steps=self.steps,
             seed=self.seed,
@@ -193,6 +192,14 @@ class DifferentiableSubset(Strategy):
             cache=ctx.cache,
         )
         return self.last
+
+    def note(self, total: int) -> str:
+        """Which K the curve's logits come from (shown with the curve)."""
+        keep = max(1, round(self.keep_fraction * total))
+        return (
+            f"Every point prunes heads in ascending order of the logits learned for keeping {keep} heads "
+            f"({total - keep} pruned); only that point is an exact-K run."
+        )
 
     def order(self, ctx: StrategyContext) -> list[Head]:
         total = ctx.shape[0] * ctx.shape[1]

@@ -1,4 +1,4 @@
-"""One-shot importance and Michel et al.'s iterative pruning."""
+"""One-shot importance, Fisher importance and Michel et al.'s iterative pruning."""
 
 from __future__ import annotations
 
@@ -20,17 +20,32 @@ class OneShotImportance(Strategy):
 
 
 @register
+class FisherImportance(Strategy):
+    name = "fisher"
+    label = "Fisher (one-shot)"
+    description = (
+        "Kwon et al. 2022: heads in ascending order of E_x (dL(x)/d gate)^2 on the calibration set, "
+        "compared across layers as is (no per-layer normalisation)."
+    )
+
+    def order(self, ctx: StrategyContext) -> list[Head]:
+        return by_importance(ctx.bundle.importance.fisher, ctx.all_heads())
+
+
+@register
 class MichelIterative(Strategy):
     name = "michel"
     label = "Michel iterative"
     description = (
-        "Michel et al. 2019: prune `step` heads of lowest importance, recompute importance under the current mask, "
+        "Michel et al. 2019: prune `step` heads of lowest importance, recompute importance (calibration set) under the current mask, "
         "repeat; a pruned head is never re-added."
     )
 
     def __init__(self, step: int | None = None, importance_fn=None):
         self.step = step
-        self.importance_fn = importance_fn or (lambda ctx, keep: head_importance(ctx.lm, ctx.dataset, keep, cache=ctx.cache).normalized)
+        self.importance_fn = importance_fn or (
+            lambda ctx, keep: head_importance(ctx.lm, ctx.calibration_set, keep, cache=ctx.cache).normalized
+        )
 
     def order(self, ctx: StrategyContext) -> list[Head]:
         layers, heads = ctx.shape

@@ -1,0 +1,89 @@
+"""Uncertainty of accuracy changes on a fixed evaluation set (SPEC section 3).
+
+A pruned model and the full model are scored on the same samples, so their difference is paired:
+- paired bootstrap: resample samples with replacement (seeded), recompute the accuracy change on
+  each resample, report the 2.5 and 97.5 percentiles;
+- McNemar exact test: among the discordant samples (exactly one of the two models is right), the
+  count where only the full model is right is Binomial(n_discordant, 1/2) under "no change";
+  two-sided exact p-value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+DEFAULT_RESAMPLES = 2000
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Change:
+    """Accuracy change of a pruned model against the full model, with its uncertainty."""
+
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    lost: int
+    gained: int
+
+    @property
+    def significant_drop(self) -> bool:
+        """Accuracy is lower and McNemar's test rejects "no change" at the 5% level."""
+        return self.delta < 0 and self.p_value < ALPHA
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "delta": self.delta,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "lost": self.lost,
+            "gained": self.gained,
+        }
+
+
+def mcnemar_exact(lost: int | np.ndarray, gained: int | np.ndarray) -> float | np.ndarray:
+    """Two-sided exact McNemar p-value: 2 * P(Binomial(lost + gained, 1/2) <= min(lost, gained)), at most 1.
+
+    ``lost``: samples the full model gets right and the pruned one wrong; ``gained``: the reverse.
+    Vectorised over arrays; no discordant pair gives p = 1.
+    """
+    lost_a, gained_a = np.asarray(lost), np.asarray(gained)
+    n = lost_a + gained_a
+    p = np.minimum(1.0, 2.0 * binom.cdf(np.minimum(lost_a, gained_a), n, 0.5))
+    p = np.where(n == 0, 1.0, p)
+    return float(p) if p.ndim == 0 else p
+
+
+def bootstrap_indices(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """(resamples, n) sample indices drawn with replacement; one draw shared by every comparison
+    that should be paired (all points of all curves on one evaluation set)."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def accuracy_change(
+    full_correct: np.ndarray, pruned_correct: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
+) -> Change:
+    """Accuracy change (pruned - full) with its paired-bootstrap interval and McNemar p-value."""
+    full_correct = np.asarray(full_correct, dtype=bool)
+    pruned_correct = np.asarray(pruned_correct, dtype=bool)
+    if full_correct.shape != pruned_correct.shape or full_correct.ndim != 1 or len(full_correct) == 0:
+        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
+    diff = pruned_correct.astype(np.float64) - full_correct.astype(np.float64)
+    deltas = diff[bootstrap_indices(len(diff), resamples, seed)].mean(1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    lost = int((full_correct & ~pruned_correct).sum())
+    gained = int((~full_correct & pruned_correct).sum())
+    return Change(float(diff.mean()), float(low), float(high), float(mcnemar_exact(lost, gained)), lost, gained)
+
+
+def change_from_predictions(labels: np.ndarray, full_preds: np.ndarray, preds: np.ndarray, seed: int = 0) -> Change:
+    """:func:`accuracy_change` from class predictions (e.g. an ``EvalResult``'s ``labels``,
+    ``full_preds`` and ``preds``: the sidebar's interval for the current scheme)."""
+    labels = np.asarray(labels)
+    return accuracy_change(np.asarray(full_preds) == labels, np.asarray(preds) == labels, seed=seed)

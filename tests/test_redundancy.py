@@ -1,0 +1,72 @@
+"""Conditional redundancy: two identical heads are never both proposed on similarity alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from pruning_core import DiskCache, load_model
+from pruning_core.redundancy import conditional_redundancy, prune_in_order, redundant_pairs
+from pruning_core.scores import head_similarity
+from pruning_core.strategies import Thresholds, composite_order
+
+
+def _constructed_cka(size: int = 6) -> np.ndarray:
+    cka = np.full((size, size), 0.1)
+    cka[0, 1] = cka[1, 0] = 1.0
+    np.fill_diagonal(cka, 1.0)
+    return cka
+
+
+def test_removing_one_twin_makes_the_other_non_redundant():
+    cka = _constructed_cka()
+    keep = np.ones((2, 3), dtype=bool)
+    score, partner = conditional_redundancy(cka, keep)
+    assert score[0, 0] == 1.0 and partner[0, 0] == 1 and score[0, 1] == 1.0
+    keep[0, 1] = False
+    score, partner = conditional_redundancy(cka, keep)
+    assert score[0, 0] == 0.1 and partner[0, 0] != 1
+    removed = prune_in_order([(0, 0), (0, 1), (1, 0)], cka, np.ones((2, 3), dtype=bool), threshold=0.5)
+    assert removed == [(0, 0)]
+    pairs = redundant_pairs(cka, (2, 3), 0.5)
+    assert pairs == [{"a": (0, 0), "b": (0, 1), "cka": 1.0, "mutual": True}]
+
+
+def test_two_identical_heads_of_a_real_model_are_never_both_proposed(tiny_bert_dir, tiny_bundle, tmp_path):
+    lm = load_model(tiny_bert_dir)
+    width = lm.head_dim
+    with torch.no_grad():
+        for linear in lm.adapter.qkv(lm.adapter.layers(lm.model)[1]):
+            linear.weight[width : 2 * width] = linear.weight[:width]
+            linear.bias[width : 2 * width] = linear.bias[:width]
+    lm.fingerprint += "-twin-heads"
+    data, bundle = tiny_bundle
+    similarity = head_similarity(lm, data, tokens=400, cache=DiskCache(tmp_path))
+    assert similarity.cka[4, 5] > 0.999 and similarity.partner[1, 0] == 5
+    twins = replace(bundle, similarity=similarity, signal={})
+    for threshold in (0.5, 0.9, 0.999):
+        for logic in ("or", "and"):
+            rule = Thresholds(importance=1.0, stability=None, similarity=threshold, scale="value", logic=logic)
+            proposed = rule.proposed(twins)
+            assert not (proposed[1, 0] and proposed[1, 1])
+    rule = Thresholds(importance=1.0, stability=None, similarity=0.99, scale="value")
+    assert rule.proposed(twins)[1].sum() == 1
+    pairs = twins.redundant_pairs(0.99)
+    assert pairs[0]["a"] == (1, 0) and pairs[0]["b"] == (1, 1) and pairs[0]["mutual"]
+    order = composite_order(twins, 0.0, 10.0)
+    assert order.index((1, 0)) == 0 or order.index((1, 1)) == 0
+    first, second = sorted([order.index((1, 0)), order.index((1, 1))])
+    assert second > first + 1, "after one twin goes the other is no longer redundant"
+
+
+def test_percentile_thresholds_adapt_to_the_model(tiny_bundle):
+    _, bundle = tiny_bundle
+    plain = replace(bundle, signal={})
+    half = Thresholds(importance=0.5, stability=None, similarity=None).proposed(plain)
+    assert half.sum() == 6
+    shifted = replace(plain, importance=replace(plain.importance, normalized=np.exp(10 * plain.importance.normalized)))
+    assert (Thresholds(importance=0.5, stability=None, similarity=None).proposed(shifted) == half).all()
+    cut = Thresholds().cutoffs(plain)
+    assert np.nanmin(plain.stability) <= cut["stability"] <= np.nanmax(plain.stability)
