@@ -141,6 +141,15 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def quick_shot(page, name: str) -> Path:
+    """A full-page screenshot as the page is now, into ``$BHPVAS_SHOTS`` (default ``test-artifacts/``)."""
+    folder = Path(os.environ.get("BHPVAS_SHOTS", ARTIFACTS))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 def go_to(page, title: str) -> None:
     page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
     page.wait_for_timeout(800)

@@ -12,16 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from test_browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, WIDTH, running_app, sync_api, wait_idle
+from test_browser import BROWSER_ARGS, CHROMIUM, WIDTH, quick_shot, running_app, sync_api, wait_idle
 
 SECRET_HEADER = ("zq_secret_text_column", "zq_secret_label_column")
 PATH_FIELD = "Path to a CSV, TSV or JSONL file"
-
-
-def _shot(tab, name: str) -> None:
-    folder = Path(os.environ.get("BHPVAS_SHOTS", ARTIFACTS))
-    folder.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(folder / f"server-file-{name}.png"), full_page=True)
 
 
 def _type_path(tab, path: str) -> None:
@@ -74,7 +68,7 @@ def test_file_on_the_server_reads_nothing_outside_the_roots(tmp_path, monkeypatc
             }
             for name, (path, refusal) in attempts.items():
                 _type_path(tab, path)
-                _shot(tab, name)
+                quick_shot(tab, f"server-file-{name}")
                 text = _main_text(tab)
                 alerts = tab.locator("[data-testid='stAlert']").all_inner_texts()
                 assert any(refusal in alert for alert in alerts), (name, alerts)
@@ -88,6 +82,6 @@ def test_file_on_the_server_reads_nothing_outside_the_roots(tmp_path, monkeypatc
             tab.get_by_text("Bundled SST-2", exact=True).click()
             wait_idle(tab)
             assert _accuracy_shown(tab)
-            _shot(tab, "after")
+            quick_shot(tab, "server-file-after")
         finally:
             browser.close()
