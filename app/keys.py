@@ -45,7 +45,7 @@ class DataChoice:
                 raise BhpvasError(f"Cannot read the dataset option {option!r} in {key!r}; expected text=, pair=, label= or rows=.")
             values[name] = value
         rows = values.pop("rows", None)
-        if rows is not None and not rows.isdigit():
+        if rows is not None and not (rows.isascii() and rows.isdigit()):
             raise BhpvasError(f"rows={rows!r} in the dataset {key!r} must be a positive whole number.")
         return cls(source.strip() or DEFAULT_DATA, rows=int(rows) if rows else None, **values)
 

@@ -17,8 +17,8 @@ import torch
 from scipy.stats import spearmanr
 
 from pruning_core import DiskCache, load_dataset, load_model
-from pruning_core.calibration import data_sets
 from pruning_core.batching import collate, encode, length_batches
+from pruning_core.calibration import data_sets
 from pruning_core.scores import head_importance, layer_normalize
 
 

@@ -214,3 +214,27 @@ def test_a_bad_model_in_a_shared_link_gets_a_message(tiny_bert_dir, bad_model_di
     assert not at.exception
     assert any("Architecture 'gpt2' is not supported" in m for m in _errors(at))
     assert at.session_state["scheme"] == SCHEME
+
+
+@pytest.mark.parametrize(
+    "data, phrase",
+    [
+        ("sst2|rows=²", "must be a positive whole number"),
+        ("sst2|rows=1e400", "must be a positive whole number"),
+        ("/srv/data/reviews\x00.csv|text=text|label=label", "NUL byte"),
+        ("sst2\x00", "NUL byte"),
+    ],
+    ids=["superscript-rows", "huge-rows", "nul-in-path", "nul-in-name"],
+)
+def test_a_bad_data_value_in_a_shared_link_leaves_the_session_usable(data, phrase, tiny_bert_dir):
+    """``?data=`` with a row count that ``isdigit`` accepts but ``int`` refuses, or a NUL byte: a
+    message, then the dataset picker still works and the session computes its results."""
+    at = _app(model=str(tiny_bert_dir), data=data, scheme=SCHEME).run()
+    assert not at.exception
+    assert any(phrase in m for m in _errors(at)), _errors(at)
+    at.radio(key="pick-data-kind").set_value("Bundled SST-2").run()
+    at.number_input(key="pick-data-rows").set_value(24).run()
+    _button(at, "Use this dataset").click().run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert at.session_state["data"] == "sst2|rows=24" and at.session_state["scheme"] == SCHEME
+    assert _sidebar_metric(at, "Accuracy").endswith("%")

@@ -49,6 +49,13 @@ def _free_port() -> int:
 @contextmanager
 def running_app(cache: str, log_dir: Path, *extra: str) -> Iterator[str]:
     """``streamlit run app/main.py`` on a free port with result cache ``cache``; yields its URL."""
+    with running_server(cache, log_dir, *extra) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_server(cache: str, log_dir: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`running_app` that also yields the server process (to watch its memory)."""
     port = _free_port()
     env = {**os.environ, "BHPVAS_CACHE_DIR": cache, "TOKENIZERS_PARALLELISM": "false"}
     log = open(log_dir / "streamlit.log", "w")
@@ -72,7 +79,7 @@ def running_app(cache: str, log_dir: Path, *extra: str) -> Iterator[str]:
         process.kill()
         pytest.fail("streamlit did not start within 120 s")
     try:
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -131,6 +138,15 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     page.set_viewport_size({"width": WIDTH, "height": 1000})
     page.wait_for_timeout(500)
+    return path
+
+
+def quick_shot(page, name: str) -> Path:
+    """A full-page screenshot as the page is now, into ``$BHPVAS_SHOTS`` (default ``test-artifacts/``)."""
+    folder = Path(os.environ.get("BHPVAS_SHOTS", ARTIFACTS))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
     return path
 
 
