@@ -10,6 +10,7 @@ Commands:
 - ``curves``: accuracy/loss/agreement against the number of heads pruned, per strategy, with the knee table.
 - ``report``: prune a scheme for real: checkpoint, masked-vs-pruned check, size and latency (JSON + HTML).
 - ``recover``: distil a pruned (and repaired) model from its full model; writes the compensation of the kept heads.
+- ``ship-demo``: compute the demo's analysis and default curves into the package, so the app opens them at once.
 
 Every command has ``--help`` and ``--json``; expected failures print one clear line and exit 2.
 The CLI opens whatever model and data the user names: it does not apply the server's source
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows (for a quick try)")
     _add_output(demo)
+
+    ship = sub.add_parser("ship-demo", help="compute the demo's analysis and default curves into the package (the app opens them at once)")
+    ship.add_argument("--out", default=None, help="output folder (default: the package's demo_results folder)")
+    ship.add_argument("--precision", default=None, choices=("fp32", "bf16"), help="default: the hardware's (bf16 where native)")
+    _add_output(ship)
 
     ev = sub.add_parser("evaluate", help="masked evaluation: accuracy, loss, agreement with the full model")
     _add_model(ev)
@@ -355,7 +361,9 @@ def cmd_analyze(args: argparse.Namespace) -> dict[str, Any]:
         bundle = analyze(lm, sets.calibration, params, progress=report, calibration=sets.calibration_description)
     result = bundle.summary()
     if args.out:
-        result["out"] = str(bundle.save(args.out))
+        from .results import write_results
+
+        result["out"] = str(write_results(args.out, lm, sets.evaluation, sets.calibration, bundle, None, "python -m pruning_core analyze"))
     return result
 
 
@@ -409,8 +417,12 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
         from .repair_curves import repaired_knee_table
 
         result["knee_repaired"] = repaired_knee_table(curves)
-    if args.out:
+    if args.out and str(args.out).endswith(".json"):
         result["out"] = str(curves.save(args.out))
+    elif args.out:
+        from .results import write_results
+
+        result["out"] = str(write_results(args.out, lm, sets.evaluation, sets.calibration, bundle, curves, "python -m pruning_core curves"))
     return result
 
 
@@ -429,6 +441,14 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
         result = pruning_report(lm, dataset, scheme, args.out, repeats=args.repeats, progress=report)
     result["out"] = str(Path(args.out))
     return result
+
+
+def cmd_ship_demo(args: argparse.Namespace) -> dict[str, Any]:
+    from .results import DEMO_RESULTS, write_demo_results
+
+    with _progress(args, "demo analysis + curves") as report:
+        out = write_demo_results(Path(args.out) if args.out else DEMO_RESULTS, precision=args.precision, progress=report)
+    return {"out": str(out), "manifest": json.loads((out / "manifest.json").read_text())}
 
 
 def cmd_recover(args: argparse.Namespace) -> dict[str, Any]:
@@ -585,6 +605,7 @@ COMMANDS = {
     "curves": cmd_curves,
     "report": cmd_report,
     "recover": cmd_recover,
+    "ship-demo": cmd_ship_demo,
 }
 
 
