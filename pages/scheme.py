@@ -76,7 +76,7 @@ def scheme_row(ctx: Context, name: str, pruned: set[Head]) -> dict:
 
 def curve_lines(ctx: Context, x_name: str) -> list[Line]:
     """The pruning-process curves (when computed) as (label, x, accuracy) lines for the Pareto chart."""
-    curves = known_curves(ctx.lm, ctx.dataset)
+    curves = known_curves(ctx.lm, ctx.sets)
     if curves is None:
         return []
     total = ctx.shape[0] * ctx.shape[1]
@@ -254,7 +254,9 @@ def section_prune() -> None:
 def render() -> None:
     st.title("Scheme & export", anchor=False)
     st.caption("What do I ship? Build the scheme, compare it with another, export it, and prune the model for real.")
-    page_bundle(page_context())
+    ctx = page_context()
+    page_bundle(ctx)
+    st.text(ctx.provenance())
     section_current()
     st.divider()
     section_compare()
