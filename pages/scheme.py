@@ -14,6 +14,7 @@ import streamlit as st
 from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head, all_heads, head_label, heads_key, heads_text, parse_heads
 from app.plain import code_span
+from app.repair_panel import repair_section
 from app.resources import known_curves, progress_bar, queued_job
 from app.state import B_CUSTOM, B_FULL, B_SOURCES, SCHEME, SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT, current_rule, set_scheme, set_scheme_b
 from app.views.figure import show_figure
@@ -260,5 +261,7 @@ def render() -> None:
     section_current()
     st.divider()
     section_compare()
+    st.divider()
+    repair_section(ctx)
     st.divider()
     section_prune()

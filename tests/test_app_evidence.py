@@ -91,3 +91,14 @@ def test_change_text_says_tie_when_not_significant():
     worse = accuracy_change(full, [False] * 100)
     assert "significant change" in change_text(worse) and "tie" not in change_text(worse)
     assert "50 lost, 0 gained" in change_text(worse)
+
+
+def test_repair_shows_masked_and_repaired_accuracy_with_intervals(tiny_bert_dir):
+    at = _app(timeout=300, model=str(tiny_bert_dir), data=TINY_DATA, scheme="0.0,1.1").run()
+    _show(at, "scheme")
+    _button(at, "Repair the current scheme").click().run()
+    assert not at.exception and not at.error
+    table = next(frame.value for frame in at.dataframe if "change against the full model" in frame.value.columns)
+    assert list(table["model"]) == ["full", "masked", "masked + repair"]
+    assert table["change against the full model"].iloc[2].startswith("Change ")
+    assert "95% interval" in table["change against the full model"].iloc[2]
