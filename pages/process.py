@@ -70,12 +70,13 @@ def load_panel(ctx: Context, curves: Curves, names: list[str], step: int) -> Non
     buttons[1].button("…or scheme B on the Scheme page", key="process-load-b", on_click=load_point, args=(heads, True))
 
 
+TIES_SHOWN = 3
 KNEES = {"1pt": "≤1 pt", "3pt": "≤3 pt", "nosig": "no sig. drop"}
 
 
 def knee_cell(row: dict, kind: str) -> str:
     """``41 [36–44] best`` or ``38 [33–43] = importance, fisher``: the knee, its 95% interval, and
-    whether it is the best or tied with others."""
+    whether it is the best or tied with others (the first :data:`TIES_SHOWN` named)."""
     if f"k_{kind}" not in row:
         return "—"
     text = str(row[f"k_{kind}"])
@@ -86,7 +87,8 @@ def knee_cell(row: dict, kind: str) -> str:
         text += " best"
     tied = row.get(f"tied_{kind}") or []
     if tied:
-        text += " = " + ", ".join(tied)
+        shown = ", ".join(tied[:TIES_SHOWN])
+        text += " = " + shown + (f" +{len(tied) - TIES_SHOWN} more" if len(tied) > TIES_SHOWN else "")
     return text
 
 

@@ -80,6 +80,8 @@ def test_knee_cells_mark_intervals_best_and_ties():
     assert knee_cell(row, "1pt") == "41 [36–44] best = fisher, michel"
     assert knee_cell({"k_3pt": 50, "k_3pt_interval": [48, 52], "best_3pt": False, "tied_3pt": []}, "3pt") == "50 [48–52]"
     assert knee_cell({}, "nosig") == "—"
+    many = {"k_1pt": 5, "best_1pt": False, "tied_1pt": ["a", "b", "c", "d", "e"]}
+    assert knee_cell(many, "1pt") == "5 = a, b, c +2 more"
     assert change_cell({"delta_1pt": [-0.02, 0.004], "p_1pt": 0.3}, "1pt") == "[-2.0, +0.4] pp · p=0.300 (tie)"
     assert change_cell({"delta_1pt": [-0.05, -0.02], "p_1pt": 0.001}, "1pt").endswith("(significant)")
 

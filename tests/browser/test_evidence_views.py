@@ -19,7 +19,13 @@ TRACE_NAMES = "() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(p
 def shot(tab, name: str) -> None:
     folder = Path(os.environ.get("BHPVAS_SHOTS") or ARTIFACTS)
     folder.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    height = tab.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))"
+    )
+    tab.set_viewport_size({"width": WIDTH, "height": min(max(int(height) + 80, 1000), 6000)})
+    tab.wait_for_timeout(1500)
+    tab.screenshot(path=str(folder / f"{name}.png"))
+    tab.set_viewport_size({"width": WIDTH, "height": 1400})
 
 
 @pytest.fixture(scope="module")
