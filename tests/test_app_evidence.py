@@ -27,12 +27,12 @@ def _texts(at: AppTest) -> list[str]:
     return [t.value for t in at.text]
 
 
+def _traces(at: AppTest) -> list[dict]:
+    return [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec).get("data", [])]
+
+
 def _trace_names(at: AppTest) -> list[str]:
-    names = []
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        names += [trace.get("name", "") for trace in spec.get("data", [])]
-    return names
+    return [trace.get("name", "") for trace in _traces(at)]
 
 
 def test_heads_page_says_where_scores_come_from_and_draws_pairs_and_spread(tiny_bert_dir):
@@ -53,7 +53,8 @@ def test_sidebar_shows_percentiles_notes_and_the_change_interval(tiny_bert_dir):
     assert "Importance percentile ≤ t_I" in labels and "Stability percentile ≥ t_S" in labels
     sidebar_texts = [t.value for t in at.sidebar.text]
     assert any(t.startswith("Cut-offs on this model: importance ≤") for t in sidebar_texts), sidebar_texts
-    assert any("accuracy: evaluation set — sst2 (24 rows); fp32" in t for t in sidebar_texts), sidebar_texts
+    assert "accuracy: evaluation set — sst2:dev[:24] (24 rows); fp32" in sidebar_texts
+    assert any(t.startswith("Stability carries no signal on this model") for t in sidebar_texts), sidebar_texts
     _button(at, "Adopt the proposal").click().run()
     assert not at.exception
     changes = [t.value for t in at.sidebar.text if t.value.startswith("Change ")]
@@ -66,8 +67,8 @@ def test_process_page_draws_bands_and_knee_intervals(tiny_bert_dir):
     at.multiselect(key="process-compute-strategies").set_value(["importance", "random", "bhpvas"]).run()
     _button(at, "Compute the pruning curves").click().run()
     assert not at.exception and not at.error
-    names = _trace_names(at)
-    assert sum(name.endswith("95% interval") for name in names) == 3, names
+    bands = [t["name"] for t in _traces(at) if t.get("fill") == "tonexty" and t.get("name", "").endswith("95% interval")]
+    assert len(bands) == 3, bands
     assert any(t.startswith("Orders learned on the calibration set — sst2:train") for t in _texts(at))
     table = at.dataframe[-1].value
     assert {"≤1 pt", "≤3 pt", "no sig. drop", "Δ acc. no sig. drop"} <= set(table.columns)
