@@ -13,10 +13,11 @@ import streamlit as st
 from app import links
 from app.keys import Head, parse_heads
 from app.plain import code_span
-from app.resources import analysis_bundle, cached_dataset, cached_model, evaluation, known_bundle
+from app.resources import analysis_bundle, cached_data_sets, cached_dataset, cached_model, evaluation, known_bundle
 from app.state import DATA, INITIALISED, MODEL, SCHEME, SEL, ignore_link_value, init_state, write_url
 from pruning_core import BhpvasError, LoadedModel
 from pruning_core.analysis import AnalysisBundle
+from pruning_core.calibration import DataSets
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult
 from pruning_core.schemes import Scheme
@@ -24,7 +25,11 @@ from pruning_core.schemes import Scheme
 
 @dataclass
 class Context:
-    """Everything a page needs: the loaded model and data, the current scheme and selection."""
+    """Everything a page needs: the loaded model and data, the current scheme and selection.
+
+    ``dataset`` is the evaluation set (accuracy, curves, samples); ``sets`` also holds the
+    calibration set that scores and orders come from.
+    """
 
     model_source: str
     data_key: str
@@ -32,6 +37,7 @@ class Context:
     dataset: TextDataset
     scheme: Scheme
     selection: set[Head]
+    sets: DataSets
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -50,10 +56,20 @@ class Context:
         return evaluation(self.lm, self.dataset, self.scheme_of(pruned))
 
     def bundle(self) -> AnalysisBundle:
-        return analysis_bundle(self.lm, self.dataset)
+        return analysis_bundle(self.lm, self.sets)
 
     def known_bundle(self) -> AnalysisBundle | None:
-        return known_bundle(self.lm, self.dataset)
+        return known_bundle(self.lm, self.sets)
+
+    def provenance(self, scores: bool = True, accuracy: bool = True) -> str:
+        """Which set each kind of number comes from, e.g. ``scores: calibration set — …; accuracy:
+        evaluation set — …; fp32`` (plain text: it quotes data names)."""
+        parts = []
+        if scores:
+            parts.append(f"scores: calibration set — {self.sets.calibration_description}")
+        if accuracy:
+            parts.append(f"accuracy: evaluation set — {self.sets.evaluation_description}; {self.lm.precision}")
+        return "; ".join(parts)
 
     def label_name(self, class_id: int) -> str:
         return self.lm.id2label.get(int(class_id), str(class_id))
@@ -69,6 +85,7 @@ def load_context() -> Context:
         init_state()
     lm = cached_model(ss[MODEL])
     dataset = cached_dataset(ss[DATA])
+    sets = cached_data_sets(ss[DATA])
     layers, heads = lm.num_layers, lm.num_heads
     try:
         scheme = Scheme.from_key(ss[SCHEME], layers, heads, ss[MODEL])
@@ -81,7 +98,7 @@ def load_context() -> Context:
         ignore_link_value(SEL, "Ignoring the selection from the link: " + code_span(str(exc)))
         selection = set()
     write_url()
-    return Context(ss[MODEL], ss[DATA], lm, dataset, scheme, selection)
+    return Context(ss[MODEL], ss[DATA], lm, dataset, scheme, selection, sets)
 
 
 def page_context(on_overview: bool = False) -> Context:

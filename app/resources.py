@@ -19,6 +19,7 @@ from app.keys import DataChoice
 from pruning_core import LoadedModel, load_dataset, load_model
 from pruning_core.analysis import AnalysisBundle, analyze
 from pruning_core.cache import single_flight
+from pruning_core.calibration import DEFAULT_CALIBRATION_ROWS, DataSets, data_sets
 from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
@@ -69,6 +70,21 @@ def shared_dataset(key: str) -> TextDataset:
         policy=SourcePolicy.from_env(),
         always_allowed=(uploads_root(),),
     )
+
+
+def cached_data_sets(key: str) -> DataSets:
+    """The calibration and evaluation sets of a data key: the bundled ``sst2`` calibrates on
+    2,000 seeded train sentences (at most ``rows=`` when the key limits rows) and evaluates on dev;
+    any other data calibrates on itself."""
+    cached_dataset(key)
+    return shared_data_sets(key)
+
+
+@st.cache_resource(show_spinner="Loading the calibration set…", max_entries=8)
+def shared_data_sets(key: str) -> DataSets:
+    choice = DataChoice.parse(key)
+    rows = min(DEFAULT_CALIBRATION_ROWS, choice.rows) if choice.rows else DEFAULT_CALIBRATION_ROWS
+    return data_sets(choice.source, shared_dataset(key), rows=rows)
 
 
 def check_labels(lm: LoadedModel, dataset: TextDataset) -> None:
@@ -168,39 +184,49 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     return result
 
 
-def known_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle | None:
-    """The analysis bundle if this process already holds it (never computes)."""
-    return bundle_store().get((lm.fingerprint, dataset.fingerprint))
+def known_bundle(lm: LoadedModel, sets: DataSets) -> AnalysisBundle | None:
+    """The analysis bundle of the calibration set if this process already holds it (never computes)."""
+    return bundle_store().get((lm.fingerprint, sets.calibration.fingerprint))
 
 
-def analysis_bundle(lm: LoadedModel, dataset: TextDataset) -> AnalysisBundle:
-    """The analysis bundle, computed with a progress bar when needed (reopened from disk when cached there).
+def analysis_bundle(lm: LoadedModel, sets: DataSets) -> AnalysisBundle:
+    """The analysis bundle of the calibration set, computed with a progress bar when needed
+    (reopened from disk when cached there).
 
     A second session asking for the same analysis waits for the first. When the bundle was not in
     memory, the app reruns afterwards so the sidebar sees it too.
     """
-    bundle = known_bundle(lm, dataset)
+    bundle = known_bundle(lm, sets)
     if bundle is not None:
         return bundle
-    key = (lm.fingerprint, dataset.fingerprint)
+    key = (lm.fingerprint, sets.calibration.fingerprint)
     with single_flight(f"app-analysis:{key[0]}:{key[1]}"):
-        if known_bundle(lm, dataset) is None:
-            with queued_job("Head analysis"), progress_bar("Analysing every head (once per model and dataset, then cached)") as report:
-                bundle_store().put(key, analyze(lm, dataset, progress=report))
+        if known_bundle(lm, sets) is None:
+            label = "Analysing every head on the calibration set (once per model and data, then cached)"
+            with queued_job("Head analysis"), progress_bar(label) as report:
+                bundle = analyze(lm, sets.calibration, progress=report, calibration=sets.calibration_description)
+                bundle_store().put(key, bundle)
     st.rerun()
     raise AssertionError("unreachable")
 
 
-def known_curves(lm: LoadedModel, dataset: TextDataset) -> Curves | None:
-    """The pruning curves last computed in this process for this model and dataset, if any."""
-    return curve_store().get((lm.fingerprint, dataset.fingerprint))
+def _curve_key(lm: LoadedModel, sets: DataSets) -> tuple[str, str, str]:
+    return lm.fingerprint, sets.calibration.fingerprint, sets.evaluation.fingerprint
 
 
-def pruning_curves(lm: LoadedModel, dataset: TextDataset, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:
-    """Compute the strategies' curves with a progress bar (evaluations come from the disk cache when known)."""
+def known_curves(lm: LoadedModel, sets: DataSets) -> Curves | None:
+    """The pruning curves last computed in this process for this model and these sets, if any."""
+    return curve_store().get(_curve_key(lm, sets))
+
+
+def pruning_curves(lm: LoadedModel, sets: DataSets, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:
+    """Compute the strategies' curves on the evaluation set, orders learned on the calibration set,
+    with a progress bar (evaluations come from the disk cache when known)."""
     wanted = set(strategies)
     with queued_job("Pruning curves"), progress_bar("Pruning with each strategy") as report:
         params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
-        curves = compute_curves(lm, dataset, bundle, params, progress=report)
-    curve_store().put((lm.fingerprint, dataset.fingerprint), curves)
+        curves = compute_curves(
+            lm, sets.evaluation, bundle, params, progress=report, calibration=sets.calibration, descriptions=sets.describe()
+        )
+    curve_store().put(_curve_key(lm, sets), curves)
     return curves

@@ -7,15 +7,14 @@ whole app (see :func:`rerun_scheme_views`).
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from app.context import Context, load_context
 from app.plain import code_span
 from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, link_notices, set_scheme
 from pruning_core import BhpvasError
-from pruning_core.analysis import AnalysisBundle
 from pruning_core.proposal import proposed_heads
+from pruning_core.stats import ALPHA, Change, change_from_predictions
 
 SCHEME_PANEL = "sidebar-scheme"
 PROPOSAL_PANEL = "sidebar-proposal"
@@ -104,16 +103,37 @@ def scheme_metrics(ctx: Context) -> None:
         delta_color="inverse",
         help=f"Mean cross-entropy; the full model has {full.loss:.4f}.",
     )
+    if pruned:
+        st.text(change_text(change_from_predictions(current.labels, current.full_preds, current.preds)))
+    st.text(ctx.provenance(scores=False))
     if pruned and st.button("Reset to the full model", key="sidebar-reset", icon=":material/restart_alt:", width="stretch"):
         set_scheme([])
         st.rerun()
+
+
+def change_text(change: Change) -> str:
+    """The accuracy change with its 95% interval and McNemar p, ``no significant change`` when p ≥ 0.05."""
+    verdict = "tie: no significant change" if change.p_value >= ALPHA else "significant change"
+    return (
+        f"Change {100 * change.delta:+.2f} pp, 95% interval [{100 * change.low:+.2f}, {100 * change.high:+.2f}] pp; "
+        f"McNemar p = {change.p_value:.3g} ({verdict}; {change.lost} lost, {change.gained} gained)"
+    )
 
 
 def adopt_proposal(ctx: Context) -> None:
     bundle = ctx.known_bundle()
     if bundle is None:
         return
-    heads, meeting = proposed_heads(bundle, *current_rule())
+    rule, target = current_rule()
+    for note in rule.notes(bundle):
+        st.text(note)
+    cutoffs = rule.cutoffs(bundle)
+    st.text(
+        "Cut-offs on this model: importance ≤ "
+        + f"{cutoffs['importance']:.3f} (0–1 scale)"
+        + "".join(f", {name} ≥ {value:.3f}" for name, value in cutoffs.items() if name != "importance" and value is not None)
+    )
+    heads, meeting = proposed_heads(bundle, rule, target)
     note = f"{meeting} heads meet the rule" + (f"; the {len(heads)} least important are proposed." if len(heads) < meeting else ".")
     st.caption(note)
     same = set(heads) == ctx.scheme.pruned
@@ -132,48 +152,45 @@ def adopt_proposal(ctx: Context) -> None:
         st.caption("The current scheme is the proposal.")
 
 
-def stability_floor(bundle: AnalysisBundle | None) -> float:
-    """The stability slider's lower end: the lowest stability of any head (at most 0.9), else 0."""
-    if bundle is None or not np.isfinite(bundle.stability).any():
-        return 0.0
-    return min(0.9, float(np.floor(np.nanmin(bundle.stability) * 100) / 100))
+PERCENTILE_HELP = (
+    "A percentile of this model's own distribution over its heads (0.5 = the median head), so one setting means the same on any model."
+)
 
 
 def rule_controls(ctx: Context) -> None:
     st.subheader("BHPVAS proposal", anchor=False)
     bundle = ctx.known_bundle()
-    low = stability_floor(bundle)
-    st.session_state[RULE_STABILITY] = min(max(float(st.session_state[RULE_STABILITY]), low), 1.0)
+    st.caption("Thresholds are percentiles of the model's own scores (0 = lowest head, 1 = highest).")
     st.slider(
-        "Importance ≤ t_I",
+        "Importance percentile ≤ t_I",
         0.0,
         1.0,
         step=0.01,
         key="rule_importance",
-        help="Michel et al. importance, min-max scaled to [0, 1]. A head is proposed only when it is at most this important.",
+        help=f"Michel et al. importance (per-example gate gradients). A head is proposed only when at most this percentile. {PERCENTILE_HELP}",
     )
     left, right = st.columns([1, 2], vertical_alignment="bottom")
     left.checkbox("use", key=RULE_USE_STABILITY, help="Use the stability criterion")
     right.slider(
-        "Stability ≥ t_S",
-        low,
+        "Stability percentile ≥ t_S",
+        0.0,
         1.0,
-        step=0.001,
-        format="%.3f",
+        step=0.01,
         key=RULE_STABILITY,
         disabled=not st.session_state[RULE_USE_STABILITY],
-        help="1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input.",
+        help=f"1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input. {PERCENTILE_HELP}",
     )
     left, right = st.columns([1, 2], vertical_alignment="bottom")
     left.checkbox("use", key=RULE_USE_SIMILARITY, help="Use the similarity criterion")
     right.slider(
-        "Similarity ≥ t_C",
+        "Similarity percentile ≥ t_C",
         0.0,
         1.0,
         step=0.01,
         key="rule_similarity",
         disabled=not st.session_state[RULE_USE_SIMILARITY],
-        help="Maximum linear CKA with any other head: high = redundant.",
+        help="Maximum linear CKA with a head that stays (redundancy relative to the kept heads, so both heads of a "
+        f"redundant pair are never proposed on similarity alone): high = redundant. {PERCENTILE_HELP}",
     )
     st.segmented_control(
         "Combine stability and similarity with",

@@ -83,6 +83,7 @@ def render() -> None:
     st.caption("What does this head do in a sentence? Dependency arcs above the words, the head's attention arcs mirrored below.")
     ctx = page_context()
     bundle = page_bundle(ctx)
+    st.text(ctx.provenance(accuracy=False))
     controls = st.columns([2, 3, 2, 2])
     with controls[0]:
         head = pick_head(ctx, bundle)

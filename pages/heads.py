@@ -13,8 +13,10 @@ import streamlit as st
 from app import links
 from app.context import Context, load_context, page_bundle, page_context
 from app.keys import Head, all_heads, head_label
+from app.plain import escape_markdown
 from app.sidebar import rerun_scheme_views
 from app.state import hand_over_to_dependencies, set_scheme, set_selection, view_key
+from app.views.evidence import add_pair_lines, importance_errors_figure, spread_figure
 from app.views.figure import show_figure
 from app.views.head_detail import entropy_figure, profile_figure
 from app.views.head_grid import grid_figure, kept_figure, role_categories, visualize_head_grid
@@ -197,7 +199,9 @@ def linked_views() -> None:
         head_map = criterion_points(
             ctx, coords[:, 0], coords[:, 1], f"{method} 1", f"{method} 2", criteria[map_colour].ravel(), CRITERIA[map_colour].split(" (")[0]
         )
-        show_figure(head_map, key="heads-map", name="head-map", on_heads=set_selection)
+        pairs = bundle.redundant_pairs()
+        show_figure(add_pair_lines(head_map, coords, pairs, ctx.shape[1]), key="heads-map", name="head-map", on_heads=set_selection)
+        st.caption(f"Lines: {len(pairs)} redundant pairs (most similar head, CKA at or above the 75th percentile); dotted: one-sided.")
     picked = st.multiselect(
         "Selected heads",
         all_heads(*ctx.shape),
@@ -213,8 +217,44 @@ def linked_views() -> None:
     detail_panel(ctx, bundle)
 
 
+SPREAD = {
+    "importance": "importance",
+    "fisher": "Fisher",
+    "loo_loss": "leave-one-out Δloss",
+    "stability": "stability",
+    "similarity": "similarity",
+}
+
+
+def evidence_panel(bundle: AnalysisBundle) -> None:
+    """Each criterion's spread over the heads, importance with its standard error, and the signal verdicts."""
+    st.subheader("How much the evidence says", anchor=False)
+    criteria = bundle.criteria()
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.markdown("**Spread of each criterion** (one point per head)")
+        show_figure(spread_figure({k: criteria[k] for k in SPREAD if k in criteria}, SPREAD), key="heads-spread", name="criteria-spread")
+    with right:
+        st.markdown("**Importance ± standard error** over the calibration examples")
+        show_figure(
+            importance_errors_figure(bundle.importance.normalized, bundle.importance.stderr, bundle.num_heads),
+            key="heads-importance-errors",
+            name="importance-errors",
+        )
+    for name, verdict in bundle.signal.items():
+        text = f"{name}: {'signal' if verdict.signal else 'no signal'} — {verdict.reason}"
+        if verdict.signal:
+            st.text(text)
+        else:
+            st.warning(escape_markdown(text), icon=":material/info:")
+
+
 def render() -> None:
     st.title("Heads", anchor=False)
     st.caption("Which heads look prunable? Low importance, high stability and high similarity (redundancy) point to prunable heads.")
-    page_bundle(page_context())
+    ctx = page_context()
+    bundle = page_bundle(ctx)
+    st.text(ctx.provenance(accuracy=False))
     linked_views()
+    st.divider()
+    evidence_panel(bundle)

@@ -154,7 +154,9 @@ def render() -> None:
     )
     right.metric("Parameters", f"{facts['parameters'] / 1e6:.1f} M")
     last.metric(
-        f"Accuracy on {escape_markdown(ctx.dataset.name)}", f"{full.accuracy:.2%}", help=f"{full.n} samples, mean loss {full.loss:.3f}"
+        f"Accuracy on {escape_markdown(ctx.dataset.name)}",
+        f"{full.accuracy:.2%}",
+        help=f"{full.n} samples of the evaluation set, mean loss {full.loss:.3f}, {ctx.lm.precision}",
     )
     labels = ", ".join(f"{i}: {name}" for i, name in sorted(facts["labels"].items()))
     pair = " (sentence pairs)" if ctx.dataset.is_pair else ""
@@ -163,6 +165,7 @@ def render() -> None:
         f"dataset {code_span(ctx.dataset.name)}{pair}, {len(ctx.dataset)} rows, "
         f"text column(s) {code_span(', '.join(ctx.dataset.text_columns))}, label column {code_span(str(ctx.dataset.label_column))}."
     )
+    st.text(ctx.provenance())
     for notice in full.notices + ctx.lm.notices:
         st.info(notice)
 

@@ -18,6 +18,7 @@ from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.curves import DEFAULT_STRATEGIES, Curves
+from pruning_core.stats import ALPHA
 from pruning_core.strategies import REGISTRY
 
 
@@ -45,7 +46,7 @@ def compute_offer(ctx: Context, bundle: AnalysisBundle) -> None:
     )
     if st.button("Compute the pruning curves", type="primary", key="process-compute", icon=":material/play_arrow:", disabled=not chosen):
         try:
-            pruning_curves(ctx.lm, ctx.dataset, bundle, chosen)
+            pruning_curves(ctx.lm, ctx.sets, bundle, chosen)
         except BhpvasError as exc:
             show_error(exc)
             st.stop()
@@ -69,21 +70,63 @@ def load_panel(ctx: Context, curves: Curves, names: list[str], step: int) -> Non
     buttons[1].button("…or scheme B on the Scheme page", key="process-load-b", on_click=load_point, args=(heads, True))
 
 
+TIES_SHOWN = 3
+KNEES = {"1pt": "≤1 pt", "3pt": "≤3 pt", "nosig": "no sig. drop"}
+
+
+def knee_cell(row: dict, kind: str) -> str:
+    """``41 [36–44] best`` or ``38 [33–43] = importance, fisher``: the knee, its 95% interval, and
+    whether it is the best or tied with others (the first :data:`TIES_SHOWN` named)."""
+    if f"k_{kind}" not in row:
+        return "—"
+    text = str(row[f"k_{kind}"])
+    if f"k_{kind}_interval" in row:
+        low, high = row[f"k_{kind}_interval"]
+        text += f" [{low}–{high}]"
+    if row.get(f"best_{kind}"):
+        text += " best"
+    tied = row.get(f"tied_{kind}") or []
+    if tied:
+        shown = ", ".join(tied[:TIES_SHOWN])
+        text += " = " + shown + (f" +{len(tied) - TIES_SHOWN} more" if len(tied) > TIES_SHOWN else "")
+    return text
+
+
+def change_cell(row: dict, kind: str) -> str:
+    """The accuracy change at a knee, its 95% interval and McNemar p (``tie`` when p ≥ 0.05)."""
+    if f"delta_{kind}" not in row:
+        return "—"
+    low, high = row[f"delta_{kind}"]
+    p = row[f"p_{kind}"]
+    verdict = "tie" if p >= ALPHA else "significant"
+    return f"[{100 * low:+.1f}, {100 * high:+.1f}] pp · p={p:.3f} ({verdict})"
+
+
+def knee_rows(table: list[dict], names: list[str]) -> list[dict]:
+    """The knee table as text cells: per knee, K with its interval and ties, and the change there."""
+    rows = []
+    for row in table:
+        if row["strategy"] not in names:
+            continue
+        cells = {"strategy": row["label"]}
+        for kind, title in KNEES.items():
+            cells[title] = knee_cell(row, kind)
+            cells[f"Δ acc. {title}"] = change_cell(row, kind)
+        rows.append(cells)
+    return rows
+
+
 def knee_table(curves: Curves, names: list[str]) -> None:
-    st.markdown("**Knees**: most heads prunable within 1 and 3 accuracy points")
-    table = [
-        {
-            "strategy": row["label"],
-            "≤1 pt": row["k_1pt"],
-            "acc.": 100 * row["accuracy_1pt"],
-            "≤3 pt": row["k_3pt"],
-            "acc. ": 100 * row["accuracy_3pt"],
-        }
-        for row in curves.knee_table()
-        if row["strategy"] in names
-    ]
-    percent = st.column_config.NumberColumn(format="%.2f%%")
-    visualize_table(table, columns={"acc.": percent, "acc. ": percent})
+    st.markdown(
+        "**Knees**: most heads prunable within 1 and 3 accuracy points and with no significant drop (McNemar p ≥ 0.05); "
+        "[low–high]: the knee's 95% bootstrap interval; *best*: the largest knee or tied with it; *= a, b*: tied "
+        "(intervals overlap) with those strategies"
+    )
+    table = curves.knee_table()
+    visualize_table(knee_rows(table, names))
+    for row in table:
+        if row["strategy"] in names and row.get("note"):
+            st.text(f"{row['label']}: {row['note']}")
 
 
 def render() -> None:
@@ -94,7 +137,7 @@ def render() -> None:
     )
     ctx = page_context()
     bundle = page_bundle(ctx)
-    curves = known_curves(ctx.lm, ctx.dataset)
+    curves = known_curves(ctx.lm, ctx.sets)
     if curves is None:
         compute_offer(ctx, bundle)
         st.stop()
@@ -117,11 +160,13 @@ def render() -> None:
         help="Steps every 10% of the heads are evaluated for every strategy; the extra steps refine a strategy's knee.",
     )
     show_figure(curves_figure(curves, names, metric, step), key="process-curves", name=f"pruning-curves-{metric}")
+    st.text(
+        f"Orders learned on the calibration set — {curves.calibration or ctx.sets.calibration_description}; "
+        f"curves measured on the evaluation set — {curves.evaluation or ctx.sets.evaluation_description}; {ctx.lm.precision}. "
+        "Shaded: each strategy's 95% interval (paired bootstrap of the change against the full model)."
+    )
     st.subheader(f"Which heads are gone once {step} are pruned", anchor=False)
     show_figure(step_grids(curves, names, step), key="process-grids")
     st.caption("Blue: kept; grey: pruned. Layer 0 at the bottom of each grid. Random shows its first seed.")
-    left, right = st.columns([3, 2], gap="large")
-    with left:
-        load_panel(ctx, curves, names, step)
-    with right:
-        knee_table(curves, names)
+    load_panel(ctx, curves, names, step)
+    knee_table(curves, names)

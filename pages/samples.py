@@ -128,6 +128,7 @@ def render() -> None:
     st.title("Samples", anchor=False)
     st.caption("Which inputs does my scheme break? Every evaluation sample under the full model and under the current scheme; flips first.")
     ctx = page_context()
+    st.text(ctx.provenance(scores=False))
     try:
         table = sample_table(ctx)
     except BhpvasError as exc:

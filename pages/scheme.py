@@ -14,6 +14,7 @@ import streamlit as st
 from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head, all_heads, head_label, heads_key, heads_text, parse_heads
 from app.plain import code_span
+from app.repair_panel import repair_section
 from app.resources import known_curves, progress_bar, queued_job
 from app.state import B_CUSTOM, B_FULL, B_SOURCES, SCHEME, SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT, current_rule, set_scheme, set_scheme_b
 from app.views.figure import show_figure
@@ -76,7 +77,7 @@ def scheme_row(ctx: Context, name: str, pruned: set[Head]) -> dict:
 
 def curve_lines(ctx: Context, x_name: str) -> list[Line]:
     """The pruning-process curves (when computed) as (label, x, accuracy) lines for the Pareto chart."""
-    curves = known_curves(ctx.lm, ctx.dataset)
+    curves = known_curves(ctx.lm, ctx.sets)
     if curves is None:
         return []
     total = ctx.shape[0] * ctx.shape[1]
@@ -254,9 +255,13 @@ def section_prune() -> None:
 def render() -> None:
     st.title("Scheme & export", anchor=False)
     st.caption("What do I ship? Build the scheme, compare it with another, export it, and prune the model for real.")
-    page_bundle(page_context())
+    ctx = page_context()
+    page_bundle(ctx)
+    st.text(ctx.provenance())
     section_current()
     st.divider()
     section_compare()
+    st.divider()
+    repair_section(ctx)
     st.divider()
     section_prune()

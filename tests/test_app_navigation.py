@@ -25,7 +25,7 @@ def _by_label(elements, label: str):
 
 
 def test_every_page_renders_on_the_demo(demo_cache):
-    at = _app(timeout=300, scheme="0.1,3.4", sel="2.3").run()
+    at = _app(timeout=900, scheme="0.1,3.4", sel="2.3").run()
     for page in PAGES:
         _show(at, page)
         assert at.title[0].value

@@ -25,7 +25,7 @@ def _by_label(elements, label: str):
 
 
 def test_overview_on_the_demo_shows_its_accuracy(demo_cache):
-    at = _app(timeout=600).run()
+    at = _app(timeout=900).run()
     assert not at.exception
     assert _metric(at, "Heads") == "6 × 12"
     assert _metric(at, "Accuracy on sst2:dev").endswith("%")

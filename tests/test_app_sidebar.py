@@ -26,7 +26,7 @@ def _by_label(elements, label: str):
 
 
 def test_sidebar_metrics_follow_the_scheme(demo_cache):
-    at = _app(timeout=300).run()
+    at = _app(timeout=900).run()
     _show(at, "scheme")
     before = (_sidebar_metric(at, "Accuracy"), _sidebar_metric(at, "Loss"))
     _by_label(at.multiselect, "Pruned heads").set_value([(0, h) for h in range(12)] + [(1, h) for h in range(12)]).run()

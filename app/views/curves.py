@@ -1,5 +1,7 @@
 """Pruning curves: the metric against heads pruned, one line per strategy (random as a mean with a
-min-max band), knees starred; and small grids of which heads each strategy has removed at a step."""
+min-max band), accuracy with each strategy's 95% band (the paired-bootstrap interval of its change
+against the full model, added to the full model's accuracy), knees starred; and small grids of which
+heads each strategy has removed at a step."""
 
 from __future__ import annotations
 
@@ -14,6 +16,31 @@ METRICS = {"accuracy": "accuracy", "loss": "loss", "agreement": "agreement with 
 KNEE_POINTS = 1
 
 
+def rgba(colour: str, alpha: float) -> str:
+    """``#rrggbb`` as a CSS rgba() with ``alpha``."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def add_band(
+    fig: go.Figure, x: list[int], low: np.ndarray, high: np.ndarray, fill: str, name: str, group: str, legend: bool = True
+) -> None:
+    """A filled band between ``low`` and ``high`` (two traces: the upper edge, then the lower edge filled up to it)."""
+    fig.add_scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=group, name=name)
+    fig.add_scatter(
+        x=x,
+        y=low,
+        mode="lines",
+        line={"width": 0},
+        fill="tonexty",
+        fillcolor=fill,
+        name=name,
+        hoverinfo="skip",
+        legendgroup=group,
+        showlegend=legend,
+    )
+
+
 def curves_figure(curves: Curves, names: list[str], metric: str, step: int) -> go.Figure:
     """Metric against heads pruned: one line per strategy, random as mean with a min-max band, knees starred."""
     fig = go.Figure()
@@ -22,20 +49,13 @@ def curves_figure(curves: Curves, names: list[str], metric: str, step: int) -> g
         curve = curves.curves[name]
         colour = PALETTE[index % len(PALETTE)]
         mean = curve.mean(metric)
-        if len(curve.orders) > 1:
+        if metric == "accuracy" and curve.delta_low is not None and curve.delta_high is not None:
+            run = curve.representative
+            low, high = curves.full_accuracy + curve.delta_low[run], curves.full_accuracy + curve.delta_high[run]
+            add_band(fig, curve.ks, low, high, rgba(colour, 0.15), f"{curve.label} 95% interval", name, legend=False)
+        elif len(curve.orders) > 1:
             low, high = curve.band(metric)
-            fig.add_scatter(x=curve.ks, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name)
-            fig.add_scatter(
-                x=curve.ks,
-                y=low,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(120,120,120,0.2)",
-                name=f"{curve.label} (min-max of {len(curve.orders)} seeds)",
-                hoverinfo="skip",
-                legendgroup=name,
-            )
+            add_band(fig, curve.ks, low, high, "rgba(120,120,120,0.2)", f"{curve.label} (min-max of {len(curve.orders)} seeds)", name)
         fig.add_scatter(
             x=curve.ks,
             y=mean,
