@@ -26,6 +26,7 @@ from pruning_core.evaluation import EvalResult, evaluate
 from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.lru import LRUCache, nbytes_of
 from pruning_core.policy import SourcePolicy
+from pruning_core.results import OpenedResults, shipped_results
 from pruning_core.schemes import Scheme
 from pruning_core.uploads import check_upload_exists, uploads_root
 
@@ -184,9 +185,45 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     return result
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def shipped(model_fingerprint: str, evaluation_fingerprint: str, calibration_fingerprint: str, _lm: LoadedModel, _sets: DataSets):
+    """The demo's shipped results for exactly this model and these sets (None for anything else)."""
+    return shipped_results(_lm, _sets.evaluation, _sets.calibration)
+
+
+def adopt_results(lm: LoadedModel, sets: DataSets, opened: OpenedResults) -> None:
+    """Put results made elsewhere (shipped with the demo, or opened by the user) into the stores."""
+    if opened.bundle is not None:
+        bundle_store().put((lm.fingerprint, sets.calibration.fingerprint), opened.bundle)
+    if opened.curves is not None:
+        curve_store().put(_curve_key(lm, sets), opened.curves)
+    result_sources().put(_curve_key(lm, sets), opened.describe())
+
+
+@st.cache_resource
+def result_sources() -> LRUCache[str]:
+    """Where the analysis and curves of a (model, sets) came from when not computed here."""
+    return LRUCache(max_entries=64)
+
+
+def results_source(lm: LoadedModel, sets: DataSets) -> str | None:
+    """ "analysis and curves from … (bf16, computed …)" when they were shipped or opened, else None."""
+    return result_sources().get(_curve_key(lm, sets))
+
+
+def _with_shipped(lm: LoadedModel, sets: DataSets) -> None:
+    opened = shipped(lm.fingerprint, sets.evaluation.fingerprint, sets.calibration.fingerprint, lm, sets)
+    if opened is not None and _curve_key(lm, sets) not in result_sources():
+        adopt_results(lm, sets, opened)
+
+
 def known_bundle(lm: LoadedModel, sets: DataSets) -> AnalysisBundle | None:
-    """The analysis bundle of the calibration set if this process already holds it (never computes)."""
-    return bundle_store().get((lm.fingerprint, sets.calibration.fingerprint))
+    """The analysis bundle of the calibration set if this process holds it or the demo ships it (never computes)."""
+    hit = bundle_store().get((lm.fingerprint, sets.calibration.fingerprint))
+    if hit is None:
+        _with_shipped(lm, sets)
+        hit = bundle_store().get((lm.fingerprint, sets.calibration.fingerprint))
+    return hit
 
 
 def analysis_bundle(lm: LoadedModel, sets: DataSets) -> AnalysisBundle:
@@ -215,8 +252,12 @@ def _curve_key(lm: LoadedModel, sets: DataSets) -> tuple[str, str, str]:
 
 
 def known_curves(lm: LoadedModel, sets: DataSets) -> Curves | None:
-    """The pruning curves last computed in this process for this model and these sets, if any."""
-    return curve_store().get(_curve_key(lm, sets))
+    """The pruning curves last computed in this process for this model and these sets, or shipped with the demo."""
+    hit = curve_store().get(_curve_key(lm, sets))
+    if hit is None:
+        _with_shipped(lm, sets)
+        hit = curve_store().get(_curve_key(lm, sets))
+    return hit
 
 
 def pruning_curves(lm: LoadedModel, sets: DataSets, bundle: AnalysisBundle, strategies: Iterable[str]) -> Curves:

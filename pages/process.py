@@ -10,7 +10,7 @@ import streamlit as st
 
 from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head
-from app.resources import known_curves, pruning_curves
+from app.resources import known_curves, pruning_curves, results_source
 from app.state import set_scheme, set_scheme_b
 from app.views.curves import METRICS, curves_figure, step_grids
 from app.views.figure import show_figure
@@ -162,7 +162,8 @@ def render() -> None:
     show_figure(curves_figure(curves, names, metric, step), key="process-curves", name=f"pruning-curves-{metric}")
     st.text(
         f"Orders learned on the calibration set — {curves.calibration or ctx.sets.calibration_description}; "
-        f"curves measured on the evaluation set — {curves.evaluation or ctx.sets.evaluation_description}; {ctx.lm.precision}. "
+        f"curves measured on the evaluation set — {curves.evaluation or ctx.sets.evaluation_description}; "
+        f"{results_source(ctx.lm, ctx.sets) or ctx.lm.precision}. "
         "Shaded: each strategy's 95% interval (paired bootstrap of the change against the full model)."
     )
     st.subheader(f"Which heads are gone once {step} are pruned", anchor=False)
