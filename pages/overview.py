@@ -3,13 +3,15 @@ accuracy, and the head analysis at a glance."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import links
-from app.context import page_bundle, page_context, show_error
+from app.context import Context, page_bundle, page_context, show_error
 from app.keys import DEFAULT_MODEL, DataChoice, head_label
 from app.plain import code_span, escape_markdown
-from app.resources import cached_dataset, cached_model, check_labels
+from app.resources import adopt_results, cached_dataset, cached_model, check_labels
 from app.state import DATA, MODEL, set_selection, set_sources
 from app.uploads import save_upload
 from app.views.head_grid import grid_figure, visualize_head_grid
@@ -18,6 +20,7 @@ from pruning_core import BhpvasError
 from pruning_core.data import columns_of_file, file_columns
 from pruning_core.demo import DEMO_DIR, demo_available, prepare_demo
 from pruning_core.policy import SourcePolicy
+from pruning_core.results import open_results, open_results_zip
 from pruning_core.uploads import uploads_root
 
 MODEL_KINDS = ("Embedded demo", "Local folder", "Hub id")
@@ -125,6 +128,30 @@ def sources_open() -> bool:
     return True
 
 
+def results_picker(ctx: Context) -> None:
+    """Open results written by the command line elsewhere (e.g. on a GPU box) for this model and data."""
+    with st.expander("Open results computed elsewhere", icon=":material/upload_file:"):
+        st.caption(
+            "A folder written by `python -m pruning_core analyze --out DIR` or `curves --out DIR` (for example on a GPU box), "
+            "or a zip of it. Results open only for the model and data they were computed for."
+        )
+        upload = st.file_uploader("Zip of a results folder", type=["zip"], key="pick-results-zip")
+        path = st.text_input("Or a results folder on the server", key="pick-results-path").strip()
+        if not st.button("Open these results", key="pick-results-open", disabled=upload is None and not path):
+            return
+        try:
+            if upload is not None:
+                opened = open_results_zip(upload.getvalue(), upload.name, ctx.lm, ctx.sets.evaluation, ctx.sets.calibration)
+            else:
+                SourcePolicy.from_env().check_data(path, always_allowed=(uploads_root(),))
+                opened = open_results(Path(path).expanduser(), ctx.lm, ctx.sets.evaluation, ctx.sets.calibration)
+        except BhpvasError as exc:
+            show_error(exc)
+            return
+        adopt_results(ctx.lm, ctx.sets, opened)
+        st.success(f"Opened {code_span(opened.describe())}.", icon=":material/check:")
+
+
 def render() -> None:
     st.title("bhpvas: attention head pruning")
     st.caption(
@@ -169,6 +196,7 @@ def render() -> None:
     for notice in full.notices + ctx.lm.notices:
         st.info(notice)
 
+    results_picker(ctx)
     st.subheader("Head analysis", anchor=False)
     if ctx.known_bundle() is None:
         st.caption("Computing attention statistics, importance, similarity, roles and dependency alignment for every head…")
