@@ -130,3 +130,13 @@ def page_bundle(ctx: Context) -> AnalysisBundle:
 def show_error(exc: BhpvasError) -> None:
     """An error message; it may quote user input, so it is shown literally (never as Markdown)."""
     st.error(code_span(str(exc)), icon=":material/error:")
+
+
+def evidence_page(title: str, question: str) -> tuple[Context, AnalysisBundle]:
+    """A page's title and question, its context and analysis bundle, and where the scores come from."""
+    st.title(title, anchor=False)
+    st.caption(question)
+    ctx = page_context()
+    bundle = page_bundle(ctx)
+    st.text(ctx.provenance(accuracy=False))
+    return ctx, bundle

@@ -157,6 +157,13 @@ PERCENTILE_HELP = (
 )
 
 
+def optional_threshold(label: str, use_key: str, key: str, help_text: str) -> None:
+    """A criterion's "use" checkbox beside its percentile slider (disabled while unused)."""
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    left.checkbox("use", key=use_key, help=f"Use the {label.split()[0].lower()} criterion")
+    right.slider(label, 0.0, 1.0, step=0.01, key=key, disabled=not st.session_state[use_key], help=help_text)
+
+
 def rule_controls(ctx: Context) -> None:
     st.subheader("BHPVAS proposal", anchor=False)
     bundle = ctx.known_bundle()
@@ -169,27 +176,17 @@ def rule_controls(ctx: Context) -> None:
         key="rule_importance",
         help=f"Michel et al. importance (per-example gate gradients). A head is proposed only when at most this percentile. {PERCENTILE_HELP}",
     )
-    left, right = st.columns([1, 2], vertical_alignment="bottom")
-    left.checkbox("use", key=RULE_USE_STABILITY, help="Use the stability criterion")
-    right.slider(
+    optional_threshold(
         "Stability percentile ≥ t_S",
-        0.0,
-        1.0,
-        step=0.01,
-        key=RULE_STABILITY,
-        disabled=not st.session_state[RULE_USE_STABILITY],
-        help=f"1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input. {PERCENTILE_HELP}",
+        RULE_USE_STABILITY,
+        RULE_STABILITY,
+        f"1 - mean JSD of the head's attention profile from its mean profile: 1 = behaves the same on every input. {PERCENTILE_HELP}",
     )
-    left, right = st.columns([1, 2], vertical_alignment="bottom")
-    left.checkbox("use", key=RULE_USE_SIMILARITY, help="Use the similarity criterion")
-    right.slider(
+    optional_threshold(
         "Similarity percentile ≥ t_C",
-        0.0,
-        1.0,
-        step=0.01,
-        key="rule_similarity",
-        disabled=not st.session_state[RULE_USE_SIMILARITY],
-        help="Maximum linear CKA with a head that stays (redundancy relative to the kept heads, so both heads of a "
+        RULE_USE_SIMILARITY,
+        "rule_similarity",
+        "Maximum linear CKA with a head that stays (redundancy relative to the kept heads, so both heads of a "
         f"redundant pair are never proposed on similarity alone): high = redundant. {PERCENTILE_HELP}",
     )
     st.segmented_control(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app.context import Context, page_bundle, page_context, show_error
+from app.context import Context, evidence_page, show_error
 from app.keys import Head, all_heads, head_label
 from app.plain import code_span
 from app.resources import cached_model
@@ -79,11 +79,9 @@ def chosen_input(ctx: Context, sample: int, custom: str) -> tuple[str, str | Non
 
 
 def render() -> None:
-    st.title("Dependencies", anchor=False)
-    st.caption("What does this head do in a sentence? Dependency arcs above the words, the head's attention arcs mirrored below.")
-    ctx = page_context()
-    bundle = page_bundle(ctx)
-    st.text(ctx.provenance(accuracy=False))
+    ctx, bundle = evidence_page(
+        "Dependencies", "What does this head do in a sentence? Dependency arcs above the words, the head's attention arcs mirrored below."
+    )
     controls = st.columns([2, 3, 2, 2])
     with controls[0]:
         head = pick_head(ctx, bundle)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import links
-from app.context import Context, load_context, page_bundle, page_context
+from app.context import Context, evidence_page, load_context, page_bundle, page_context
 from app.keys import Head, all_heads, head_label
 from app.plain import escape_markdown
 from app.sidebar import rerun_scheme_views
@@ -250,11 +250,9 @@ def evidence_panel(bundle: AnalysisBundle) -> None:
 
 
 def render() -> None:
-    st.title("Heads", anchor=False)
-    st.caption("Which heads look prunable? Low importance, high stability and high similarity (redundancy) point to prunable heads.")
-    ctx = page_context()
-    bundle = page_bundle(ctx)
-    st.text(ctx.provenance(accuracy=False))
+    ctx, bundle = evidence_page(
+        "Heads", "Which heads look prunable? Low importance, high stability and high similarity (redundancy) point to prunable heads."
+    )
     linked_views()
     st.divider()
     evidence_panel(bundle)
