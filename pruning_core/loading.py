@@ -156,7 +156,10 @@ class LoadedModel:
 def model_fingerprint(model: nn.Module, extra: str = "") -> str:
     """Content hash of the weights and config (so caches follow the model, not its path)."""
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(model.config.to_json_string(use_diff=False).encode())
+    config = model.config.to_dict()
+    for where in ("_name_or_path", "transformers_version"):  # where it was loaded from and by which version: not the model
+        config.pop(where, None)
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     digest.update(extra.encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())

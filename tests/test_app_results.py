@@ -8,8 +8,9 @@ from apptools import app, button, open_page
 from pruning_core import load_dataset
 
 
-def _csv(path, rows):
-    data = load_dataset("sst2", max_rows=rows)
+def _csv(path, rows, start=0):
+    """``rows`` SST-2 dev sentences from ``start`` (other tests use the first rows: the app's stores outlive one AppTest)."""
+    data = load_dataset("sst2").subset(range(start, start + rows))
     path.write_text("sentence,label\n" + "".join(f'"{t}",{y}\n' for t, y in zip(data.texts, data.labels, strict=True)))
     return path
 
@@ -21,7 +22,7 @@ def _cli_curves(model_dir, data, out, cache):
 
 
 def test_results_from_the_cli_open_in_the_app_and_fill_the_process_page(tiny_bert_dir, tmp_path):
-    data = _csv(tmp_path / "reviews.csv", 24)
+    data = _csv(tmp_path / "reviews.csv", 24, start=200)
     _cli_curves(tiny_bert_dir, data, tmp_path / "results", tmp_path / "cli-cache")
     at = app(timeout=300, model=str(tiny_bert_dir), data=str(data)).run()
     assert not at.exception
@@ -36,9 +37,9 @@ def test_results_from_the_cli_open_in_the_app_and_fill_the_process_page(tiny_ber
 
 
 def test_results_for_other_data_are_refused_with_a_clear_message(tiny_bert_dir, tmp_path):
-    other = _csv(tmp_path / "other.csv", 30)
+    other = _csv(tmp_path / "other.csv", 30, start=300)
     _cli_curves(tiny_bert_dir, other, tmp_path / "results", tmp_path / "cli-cache")
-    data = _csv(tmp_path / "reviews.csv", 20)  # not the other test's data: the app's stores outlive one AppTest
+    data = _csv(tmp_path / "reviews.csv", 20, start=400)
     at = app(timeout=300, model=str(tiny_bert_dir), data=str(data)).run()
     at.text_input(key="pick-results-path").set_value(str(tmp_path / "results")).run()
     button(at, "Open these results").click().run()

@@ -51,3 +51,12 @@ def test_hub_id_without_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="Hugging Face Hub"):
         load_model("some-org/some-model-that-is-not-here")
+
+
+def test_the_fingerprint_follows_the_weights_not_the_folder(tiny_bert_dir, tmp_path):
+    import shutil
+
+    from pruning_core import load_model
+
+    copy = shutil.copytree(tiny_bert_dir, tmp_path / "elsewhere" / "same-model")
+    assert load_model(copy).fingerprint == load_model(tiny_bert_dir).fingerprint
