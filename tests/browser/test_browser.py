@@ -255,7 +255,11 @@ def test_an_upload_is_removed_after_its_session_ends(browser, tmp_path):
         wait_idle(tab)
         tab.get_by_text("Model and dataset", exact=True).click()
         tab.get_by_text("Upload a file", exact=True).click()
-        tab.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(csv))
+        tab.get_by_text("CSV, TSV or JSONL with a header").wait_for(state="visible")
+        wait_idle(tab)
+        data_picker = tab.locator("[data-testid='stExpander']").filter(has_text="Model and dataset")
+        uploader = data_picker.locator("[data-testid='stFileUploader']").filter(has_text="CSV, TSV or JSONL")
+        uploader.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(csv))
         tab.get_by_role("button", name="Use this dataset").click()
         wait_idle(tab)
         assert "upload" in tab.url and "reviews.csv" in tab.url
