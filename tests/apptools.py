@@ -45,3 +45,20 @@ def shown_text(markdown: str) -> str:
     if fence and text.endswith("`" * fence):
         return text[fence:-fence].strip()
     return markdown
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    """The value of the first metric whose label starts with ``label_start``."""
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def show(at: AppTest, page: str) -> AppTest:
+    """Open ``page`` and run it; it must render without an exception or an error message."""
+    open_page(at, page).run()
+    assert not at.exception, f"{page}: {at.exception}"
+    assert not at.error, f"{page}: {[e.value for e in at.error]}"
+    return at
+
+
+def by_label(elements, label: str):
+    return next(e for e in elements if e.label == label)

@@ -9,18 +9,12 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from app.sidebar import change_text
-from apptools import TINY_DATA, open_page
+from apptools import TINY_DATA
 from apptools import app as _app
 from apptools import button as _button
+from apptools import show as _show
 from pages.process import change_cell, knee_cell
 from pruning_core.stats import accuracy_change
-
-
-def _show(at: AppTest, page: str) -> AppTest:
-    open_page(at, page).run()
-    assert not at.exception, f"{page}: {at.exception}"
-    assert not at.error, f"{page}: {[e.value for e in at.error]}"
-    return at
 
 
 def _texts(at: AppTest) -> list[str]:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
-
-from apptools import TINY_DATA, open_page
+from apptools import TINY_DATA
 from apptools import app as _app
 from apptools import button as _button
+from apptools import by_label as _by_label
+from apptools import show as _show
 from apptools import sidebar_metric as _sidebar_metric
-
-
-def _metric(at: AppTest, label_start: str) -> str:
-    return next(m.value for m in at.metric if m.label.startswith(label_start))
-
-
-def _show(at: AppTest, page: str) -> AppTest:
-    open_page(at, page).run()
-    assert not at.exception, f"{page}: {at.exception}"
-    assert not at.error, f"{page}: {[e.value for e in at.error]}"
-    return at
-
-
-def _by_label(elements, label: str):
-    return next(e for e in elements if e.label == label)
 
 
 def test_sidebar_metrics_follow_the_scheme(demo_cache):
