@@ -173,7 +173,7 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     Hidden states are remembered (memory-bounded), so toggling one head recomputes only the layers
     from that head's layer up.
     """
-    key = (lm.fingerprint, dataset.fingerprint, scheme.key() if scheme is not None else "none")
+    key = (lm.fingerprint, lm.precision, dataset.fingerprint, scheme.key() if scheme is not None else "none")
     hit = evaluation_store().get(key)
     if hit is not None:
         return hit

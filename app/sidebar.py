@@ -11,8 +11,10 @@ import streamlit as st
 
 from app.context import Context, load_context
 from app.plain import code_span
+from app.resources import progress_bar, queued_job
 from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, link_notices, set_scheme
 from pruning_core import BhpvasError
+from pruning_core.confirm import confirm_scheme
 from pruning_core.proposal import proposed_heads
 from pruning_core.stats import ALPHA, Change, change_from_predictions
 
@@ -61,6 +63,7 @@ def scheme_panel() -> None:
     """The current scheme's metrics against the full model, and a reset button."""
     if (ctx := context_or_none()) is not None:
         scheme_metrics(ctx)
+        fp32_check(ctx)
 
 
 @st.fragment(key=PROPOSAL_PANEL)
@@ -109,6 +112,41 @@ def scheme_metrics(ctx: Context) -> None:
     if pruned and st.button("Reset to the full model", key="sidebar-reset", icon=":material/restart_alt:", width="stretch"):
         set_scheme([])
         st.rerun()
+
+
+FP32_CHECK = "sidebar-fp32-check"
+
+
+def fp32_check(ctx: Context) -> None:
+    """In reduced precision: a button re-measuring the current scheme in fp32, and its result."""
+    if ctx.lm.precision == "fp32" or not ctx.scheme.pruned:
+        return
+    key = (ctx.lm.fingerprint, ctx.dataset.fingerprint, ctx.scheme.key())
+    stored = st.session_state.get(FP32_CHECK)
+    if stored is None or stored[0] != key:
+        if not st.button(
+            "Confirm in fp32",
+            key="sidebar-fp32",
+            icon=":material/verified:",
+            width="stretch",
+            help=f"The metrics above are measured in {ctx.lm.precision} autocast (fast); this re-evaluates the scheme in fp32.",
+        ):
+            return
+        try:
+            current = ctx.current()
+            with queued_job("fp32 check"), progress_bar("Evaluating the scheme in fp32"):
+                confirmation = confirm_scheme(ctx.lm, ctx.dataset, ctx.scheme, current.preds == current.labels)
+        except BhpvasError as exc:
+            st.error(code_span(str(exc)), icon=":material/error:")
+            return
+        stored = st.session_state[FP32_CHECK] = (key, confirmation)
+    confirmation = stored[1]
+    delta, low, high = confirmation.delta_fp32
+    st.text(
+        f"fp32: accuracy {confirmation.accuracy_fp32:.2%} ({confirmation.precision}: {confirmation.accuracy:.2%}; "
+        f"{confirmation.changed} answers differ); change {100 * delta:+.2f} pp, 95% interval [{100 * low:+.2f}, {100 * high:+.2f}] pp, "
+        f"McNemar p = {confirmation.p_fp32:.3g} against the full model in fp32 ({confirmation.full_accuracy_fp32:.2%})"
+    )
 
 
 def change_text(change: Change) -> str:

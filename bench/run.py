@@ -6,6 +6,7 @@ evaluate the same model, data and masks; the script prints a table and writes JS
 
     python bench/run.py                 # masked evaluation + one-head toggles
     python bench/run.py --analysis      # also analyze + curves on the demo, cold and warm
+    python bench/run.py --analysis-only --precision fp32   # only the whole analysis, in fp32
     python bench/run.py --model bert-base-random --precision bf16   # 12 x 12 heads, e.g. on a GPU
 """
 
@@ -112,6 +113,45 @@ def base_sized_model(folder: str) -> str:
     return folder
 
 
+def whole_analysis(lm, source: str, dataset) -> dict:
+    """Analysis plus every default strategy's curves as the app computes them, cold (an empty
+    cache, nothing remembered): scores on the calibration set, curves on the evaluation set, the
+    knees confirmed in fp32 when the precision is lower; then reopened warm."""
+    from pruning_core.analysis import analyze
+    from pruning_core.calibration import data_sets
+    from pruning_core.curves import compute_curves
+
+    sets = data_sets(source, dataset)
+    described = sets.describe()
+    with tempfile.TemporaryDirectory() as folder:
+        cache = DiskCache(folder)
+        prefix_store(lm).clear()
+        start = time.perf_counter()
+        bundle = analyze(lm, sets.calibration, cache=cache, calibration=described["calibration"])
+        analysis_cold = time.perf_counter() - start
+        start = time.perf_counter()
+        curves = compute_curves(lm, sets.evaluation, bundle, cache=cache, calibration=sets.calibration, descriptions=described)
+        curves_cold = time.perf_counter() - start
+        start = time.perf_counter()
+        again = analyze(lm, sets.calibration, cache=cache, calibration=described["calibration"])
+        compute_curves(lm, sets.evaluation, again, cache=cache, calibration=sets.calibration, descriptions=described)
+        warm = time.perf_counter() - start
+    return {
+        "calibration": described["calibration"],
+        "evaluation": described["evaluation"],
+        "analysis_cold_s": round(analysis_cold, 1),
+        "analysis_parts_s": bundle.timings,
+        "curves_cold_s": round(curves_cold, 1),
+        "curves_evaluations": curves.evaluations,
+        "curves_per_strategy_s": {k: round(v.seconds, 1) for k, v in curves.curves.items()},
+        "dsp": curves.extra.get("dsp"),
+        "total_cold_s": round(analysis_cold + curves_cold, 1),
+        "reopen_warm_s": round(warm, 2),
+        "knee": curves.knee_table(),
+        "fp32_confirmation": curves.extra.get("fp32_confirmation"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo")
@@ -119,14 +159,29 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"), help="evaluation autocast (default: bf16 on CUDA)")
     parser.add_argument("--analysis", action="store_true", help="also time analyze + curves cold and warm")
+    parser.add_argument("--analysis-only", action="store_true", help="only the whole analysis (no mask timings)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
 
     torch.manual_seed(0)
     source = base_sized_model(tempfile.mkdtemp(prefix="bhpvas-base-")) if args.model == "bert-base-random" else args.model
     lm = load_model(source, precision=args.precision)
-    eager = load_model(source, attn_implementation="eager", precision="fp32")
     dataset = load_dataset(args.data)
+    if args.analysis_only:
+        result = {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": f"{platform.machine()} cores={os.cpu_count()} torch threads={torch.get_num_threads()} device={lm.device}",
+            "model": args.model,
+            "precision": lm.precision,
+            "analysis": whole_analysis(lm, args.data, dataset),
+            "command": " ".join(["python", *sys.argv]),
+        }
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        a = result["analysis"]
+        print(f"{lm.precision}: analysis cold {a['analysis_cold_s']} s {a['analysis_parts_s']}; curves cold {a['curves_cold_s']} s")
+        print(f"per strategy: {a['curves_per_strategy_s']}; total cold {a['total_cold_s']} s; reopen {a['reopen_warm_s']} s")
+        return 0
+    eager = load_model(source, attn_implementation="eager", precision="fp32")
     encoded = encode(lm, dataset)
     rng = np.random.default_rng(0)
     masks = []
@@ -220,32 +275,7 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]),
     }
     if args.analysis:
-        from pruning_core.analysis import analyze
-        from pruning_core.curves import compute_curves
-
-        with tempfile.TemporaryDirectory() as folder:
-            cache = DiskCache(folder)
-            prefix_store(lm).clear()
-            start = time.perf_counter()
-            bundle = analyze(lm, dataset, cache=cache)
-            analysis_cold = time.perf_counter() - start
-            start = time.perf_counter()
-            curves = compute_curves(lm, dataset, bundle, cache=cache)
-            curves_cold = time.perf_counter() - start
-            start = time.perf_counter()
-            compute_curves(lm, dataset, analyze(lm, dataset, cache=cache), cache=cache)
-            warm = time.perf_counter() - start
-        result["analysis"] = {
-            "analysis_cold_s": round(analysis_cold, 1),
-            "analysis_parts_s": bundle.timings,
-            "curves_cold_s": round(curves_cold, 1),
-            "curves_evaluations": curves.evaluations,
-            "curves_per_strategy_s": {k: round(v.seconds, 1) for k, v in curves.curves.items()},
-            "dsp": curves.extra.get("dsp"),
-            "total_cold_s": round(analysis_cold + curves_cold, 1),
-            "reopen_warm_s": round(warm, 2),
-            "knee": curves.knee_table(),
-        }
+        result["analysis"] = whole_analysis(lm, args.data, dataset)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['machine']}; {lm.precision}; matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
     print(

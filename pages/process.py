@@ -129,6 +129,38 @@ def knee_table(curves: Curves, names: list[str]) -> None:
             st.text(f"{row['label']}: {row['note']}")
 
 
+def fp32_rows(curves: Curves, names: list[str]) -> list[dict]:
+    """Per strategy and knee: K, accuracy in the curves' precision and in fp32, and whether the knee holds in fp32."""
+    rows = []
+    for name, knees in curves.fp32_knees().items():
+        if name not in names:
+            continue
+        cells = {"strategy": curves.curves[name].label}
+        for kind, title in KNEES.items():
+            if kind in knees:
+                point = knees[kind]
+                verdict = "holds" if point["holds"] else "does not hold"
+                cells[title] = (
+                    f"{point['k']}: {point['accuracy']:.2%} {point['precision']} → {point['accuracy_fp32']:.2%} fp32 "
+                    f"({point['changed']} answers differ; {verdict})"
+                )
+        rows.append(cells)
+    return rows
+
+
+def fp32_table(curves: Curves, names: list[str]) -> None:
+    """The knee points re-measured in fp32 (curves measured in bf16 are confirmed automatically)."""
+    rows = fp32_rows(curves, names)
+    if not rows:
+        return
+    full = curves.extra["fp32_confirmation"]["full_accuracy_fp32"]
+    st.markdown(
+        f"**Knees confirmed in fp32**: the curves were measured in {curves.precision}; each knee's scheme re-evaluated "
+        f"in fp32 on the same evaluation set (full model {full:.2%} in fp32), and whether its criterion still holds there"
+    )
+    visualize_table(rows)
+
+
 def render() -> None:
     st.title("Pruning process", anchor=False)
     st.caption(
@@ -163,7 +195,7 @@ def render() -> None:
     st.text(
         f"Orders learned on the calibration set — {curves.calibration or ctx.sets.calibration_description}; "
         f"curves measured on the evaluation set — {curves.evaluation or ctx.sets.evaluation_description}; "
-        f"{results_source(ctx.lm, ctx.sets) or ctx.lm.precision}. "
+        f"{results_source(ctx.lm, ctx.sets) or curves.precision}. "
         "Shaded: each strategy's 95% interval (paired bootstrap of the change against the full model)."
     )
     st.subheader(f"Which heads are gone once {step} are pruned", anchor=False)
@@ -171,3 +203,4 @@ def render() -> None:
     st.caption("Blue: kept; grey: pruned. Layer 0 at the bottom of each grid. Random shows its first seed.")
     load_panel(ctx, curves, names, step)
     knee_table(curves, names)
+    fp32_table(curves, names)

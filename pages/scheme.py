@@ -16,6 +16,7 @@ from app.keys import Head, all_heads, head_label, heads_key, heads_text, parse_h
 from app.plain import code_span
 from app.repair_panel import repair_section
 from app.resources import known_curves, progress_bar, queued_job
+from app.sidebar import rerun_scheme_views
 from app.state import B_CUSTOM, B_FULL, B_SOURCES, SCHEME, SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT, current_rule, set_scheme, set_scheme_b
 from app.views.figure import show_figure
 from app.views.head_grid import grid_figure, kept_figure, visualize_head_grid
@@ -32,11 +33,17 @@ from pruning_core.schemes import Scheme
 
 MACS_LENGTH = 128
 PRUNE_RESULT = "prune_result"
+CURRENT_SECTION = "scheme-section-current"
+COMPARE_SECTION = "scheme-section-compare"
+REPAIR_SECTION = "scheme-section-repair"
+PRUNE_SECTION = "scheme-section-prune"
+SECTIONS = (CURRENT_SECTION, COMPARE_SECTION, REPAIR_SECTION, PRUNE_SECTION)
 
 
 def changed_scheme(heads: set[Head] | Scheme) -> None:
-    """Callback: make ``heads`` the current scheme (the app reruns)."""
+    """Callback: make ``heads`` the current scheme; only the page's sections and the sidebar's panels rerun."""
     set_scheme(heads)
+    rerun_scheme_views(*SECTIONS)
 
 
 def toggle_heads(shape: tuple[int, int], heads: list[Head]) -> None:
@@ -91,6 +98,7 @@ def curve_lines(ctx: Context, x_name: str) -> list[Line]:
     return lines
 
 
+@st.fragment(key=CURRENT_SECTION)
 def section_current() -> None:
     ctx = page_context()
     bundle = page_bundle(ctx)
@@ -192,6 +200,7 @@ def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head]) -> None
         st.caption(f"A and B share {heads_text(both)} and disagree on {differ} of {len(rows[1]['_preds'])} predictions.")
 
 
+@st.fragment(key=COMPARE_SECTION)
 def section_compare() -> None:
     ctx = page_context()
     bundle = page_bundle(ctx)
@@ -225,6 +234,7 @@ def section_compare() -> None:
         show_figure(pareto_figure(rows, x_name, curve_lines(ctx, x_name)), key="scheme-pareto", name="pareto")
 
 
+@st.fragment(key=PRUNE_SECTION)
 def section_prune() -> None:
     ctx = page_context()
     st.subheader("Prune for real", anchor=False)
@@ -252,6 +262,11 @@ def section_prune() -> None:
         visualize_pruning_report(stored[1], Path(stored[2]), stored[3], key="scheme-download", pruned_count=len(ctx.scheme.pruned))
 
 
+@st.fragment(key=REPAIR_SECTION)
+def section_repair() -> None:
+    repair_section(page_context())
+
+
 def render() -> None:
     st.title("Scheme & export", anchor=False)
     st.caption("What do I ship? Build the scheme, compare it with another, export it, and prune the model for real.")
@@ -262,6 +277,6 @@ def render() -> None:
     st.divider()
     section_compare()
     st.divider()
-    repair_section(ctx)
+    section_repair()
     st.divider()
     section_prune()

@@ -69,7 +69,8 @@ class AnalysisParams:
 class AnalysisBundle:
     """All per-head evidence of one (model, dataset); ``dataset`` is the calibration set
     (``calibration`` describes it), ``loo`` the leave-one-out ablation (None when skipped),
-    ``signal`` each criterion's verdict of :mod:`pruning_core.criteria`."""
+    ``signal`` each criterion's verdict of :mod:`pruning_core.criteria`; ``precision`` that of the
+    evaluations behind leave-one-out (gradients and statistics are always fp32)."""
 
     model: str
     model_fingerprint: str
@@ -90,6 +91,7 @@ class AnalysisBundle:
     loo: LeaveOneOut | None = None
     signal: dict[str, Signal] = field(default_factory=dict)
     calibration: str = ""
+    precision: str = ""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -225,6 +227,7 @@ class AnalysisBundle:
             "data": self.data,
             "data_fingerprint": self.data_fingerprint,
             "calibration": self.calibration,
+            "precision": self.precision,
             "signal": {name: verdict.to_dict() for name, verdict in self.signal.items()},
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -279,6 +282,7 @@ def _from_parts(meta: dict[str, Any], a: dict[str, np.ndarray]) -> AnalysisBundl
         loo=LeaveOneOut.from_arrays({k[4:]: v for k, v in a.items() if k.startswith("loo_")}) if "loo_loss" in a else None,
         signal={name: Signal(**verdict) for name, verdict in meta.get("signal", {}).items()},
         calibration=meta.get("calibration", ""),
+        precision=meta.get("precision", ""),
     )
 
 
@@ -315,7 +319,7 @@ def analyze(
     parameters run once; the others wait for it.
     """
     cache = cache if cache is not None else DiskCache()
-    with single_flight(f"analysis:{lm.fingerprint}:{dataset.fingerprint}:{params}"):
+    with single_flight(f"analysis:{lm.fingerprint}:{lm.precision}:{dataset.fingerprint}:{params}"):
         return _analyze(lm, dataset, params, progress, cache, calibration or f"{dataset.name} ({len(dataset)} rows)")
 
 
@@ -385,6 +389,7 @@ def _analyze(
         loo=loo,
         signal=_signal(importance, stability_values, similarity, loo),
         calibration=calibration,
+        precision=lm.precision,
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .analysis import AnalysisBundle
 from .cache import DiskCache, cache_key, cached_part, single_flight
+from .confirm import confirm_knees
 from .data import TextDataset
 from .defaults import DEFAULT_STRATEGIES
 from .errors import BhpvasError
@@ -216,6 +217,19 @@ class Curves:
     calibration: str = ""
     evaluation: str = ""
     seed: int = 0
+    precision: str = "fp32"
+
+    def knee_points(self, curve: StrategyCurve) -> dict[str, int]:
+        """The strategy's knees: K within 1 point, within 3 points and, when samples were recorded, with no significant drop."""
+        knees = {"1pt": curve.knee(self.full_accuracy, 0.01), "3pt": curve.knee(self.full_accuracy, 0.03)}
+        if self.full_correct and curve.correct:
+            knees["nosig"] = no_drop_k(curve.ks, curve.changes(_unbits(self.full_correct), self.seed))
+        return knees
+
+    def fp32_knees(self) -> dict[str, dict[str, Any]]:
+        """The fp32 confirmation of every strategy's knees (strategy -> kind -> numbers), empty when
+        the curves were measured in fp32 or not confirmed (:mod:`pruning_core.confirm`)."""
+        return self.extra.get("fp32_confirmation", {}).get("knees", {})
 
     def knee_table(self) -> list[dict[str, Any]]:
         """Per strategy: the most heads prunable within 1 point, within 3 points and with no
@@ -293,6 +307,7 @@ class Curves:
             "calibration": self.calibration,
             "evaluation": self.evaluation,
             "seed": self.seed,
+            "precision": self.precision,
         }
 
     @classmethod
@@ -315,6 +330,7 @@ class Curves:
             str(d.get("calibration", "")),
             str(d.get("evaluation", "")),
             int(d.get("seed", 0)),
+            str(d.get("precision", "not recorded")),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -380,8 +396,9 @@ def compute_curves(
         params=asdict(params),
         bundle=bundle.model_fingerprint,
         bundle_data=bundle.data_fingerprint,
+        precision=lm.precision,
     )
-    with single_flight(f"curves:{lm.fingerprint}:{dataset.fingerprint}:{calibration_set.fingerprint}:{params}"):
+    with single_flight(f"curves:{lm.fingerprint}:{lm.precision}:{dataset.fingerprint}:{calibration_set.fingerprint}:{params}"):
         return cached_part(
             cache,
             key,
@@ -499,7 +516,17 @@ def _compute_curves(
         _bits(full_correct),
         described[0],
         described[1],
+        precision=lm.precision,
     )
+    if lm.precision != "fp32":
+        knees = {
+            name: {
+                kind: (Scheme(layers, heads, frozenset(curve.pruned_at(k))), curve.correct_matrix()[curve.ks.index(k)])
+                for kind, k in result.knee_points(curve).items()
+            }
+            for name, curve in curves.items()
+        }
+        result.extra["fp32_confirmation"] = confirm_knees(lm, dataset, knees, cache, scaled(report, 0.97, 1.0))
     report(1.0, "curves ready")
     return result
 

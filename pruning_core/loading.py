@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,19 @@ class LoadedModel:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def with_precision(self, precision: str) -> LoadedModel:
+        """This model evaluated in ``precision`` (e.g. an fp32 twin confirming bf16 numbers): the same
+        weights, its own caches (hidden states of one precision are never reused in another)."""
+        if precision == self.precision:
+            return self
+        if precision not in PRECISIONS:
+            raise ModelLoadError(f"Precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+        with self._lock:
+            twins = self.caches.setdefault("precision_twins", {})
+            if precision not in twins:
+                twins[precision] = replace(self, precision=precision, _eager=self._eager, _lock=threading.Lock(), caches={})
+            return twins[precision]
 
     def gated(self, gates: np.ndarray | torch.Tensor | None, model: nn.Module | None = None):
         """Context manager: run ``model`` (default: this model) with head gates, this thread only."""

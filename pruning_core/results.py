@@ -14,7 +14,7 @@ import json
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +160,10 @@ def shipped_results(lm: LoadedModel, evaluation: TextDataset, calibration: TextD
     if not (DEMO_RESULTS / MANIFEST).is_file():
         return None
     try:
-        return open_results(DEMO_RESULTS, lm, evaluation, calibration)
+        opened = open_results(DEMO_RESULTS, lm, evaluation, calibration)
     except BhpvasError:
         return None
+    return replace(opened, source="the results shipped with the demo")
 
 
 def demo_sets() -> tuple[TextDataset, TextDataset, dict[str, str]]:

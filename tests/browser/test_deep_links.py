@@ -50,3 +50,27 @@ def test_a_deep_link_is_the_first_request(url_path, shared_cache, tmp_path):
             tab.screenshot(path=str(ARTIFACTS / f"deep-link-{url_path}.png"))
         finally:
             browser.close()
+
+
+def test_the_demo_process_page_opens_filled_on_an_empty_cache(tmp_path):
+    """A fresh clone: empty result cache, the first request is ``/process?model=demo``; the shipped
+    curves are drawn without a click (no compute button) with their knee table."""
+    cache = tmp_path / "empty-cache"
+    with running_app(str(cache), tmp_path) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+            tab.set_default_timeout(300_000)
+            tab.goto(f"{url}/process?model=demo")
+            tab.get_by_text("Which heads are gone once").first.wait_for(state="visible")
+            main = tab.locator("[data-testid='stMain']")
+            assert tab.get_by_role("button", name="Compute the pruning curves").count() == 0
+            assert main.locator("[data-testid='stPlotlyChart']").count() >= 2, "the curves and the step grids"
+            text = main.inner_text()
+            assert "shipped with the demo" in text, "the page says where the curves come from"
+            traces = main.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first.evaluate("e => e.data.map(t => t.name)")
+            assert any("Importance" in str(name) for name in traces), traces
+            ARTIFACTS.mkdir(exist_ok=True)
+            tab.screenshot(path=str(ARTIFACTS / "process-first-request.png"), full_page=True)
+        finally:
+            browser.close()
