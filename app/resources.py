@@ -18,11 +18,13 @@ import streamlit as st
 from app.keys import DataChoice
 from pruning_core import LoadedModel, load_dataset, load_model
 from pruning_core.analysis import AnalysisBundle, analyze
+from pruning_core.batching import mask_key
 from pruning_core.cache import single_flight
 from pruning_core.calibration import DEFAULT_CALIBRATION_ROWS, DataSets, data_sets
 from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
 from pruning_core.evaluation import EvalResult, evaluate
+from pruning_core.incremental import prefix_store
 from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.lru import LRUCache, nbytes_of
 from pruning_core.policy import SourcePolicy
@@ -176,6 +178,7 @@ def evaluation(lm: LoadedModel, dataset: TextDataset, scheme: Scheme | None) -> 
     key = (lm.fingerprint, lm.precision, dataset.fingerprint, scheme.key() if scheme is not None else "none")
     hit = evaluation_store().get(key)
     if hit is not None:
+        prefix_store(lm).touch(mask_key(hit.keep_mask))
         return hit
     pruned = len(scheme.pruned) if scheme is not None else 0
     label = f"Evaluating the scheme ({pruned} heads pruned)" if pruned else "Evaluating the full model"

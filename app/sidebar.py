@@ -42,8 +42,8 @@ def render_sidebar() -> None:
 
 
 def rerun_scheme_views(*fragments: str) -> None:
-    """From a widget callback that changed the scheme: rerun the page's ``fragments`` and the sidebar's panel only."""
-    st.rerun([*fragments, SCHEME_PANEL, PROPOSAL_PANEL])
+    """From a widget callback that changed the scheme: rerun the sidebar's metrics first (the number the user waits for), then the page's ``fragments`` and the proposal panel."""
+    st.rerun([SCHEME_PANEL, *fragments, PROPOSAL_PANEL])
 
 
 def shorten(text: str, limit: int = 38) -> str:

@@ -55,7 +55,7 @@ START = [
     "5.8",
     "5.11",
 ]
-CLICKS = {0: (3, 7, 10), 3: (0, 5, 11), 5: (2, 4, 9)}
+CLICKS = {0: (3, 7, 10), 3: (0, 5, 11), 5: (2, 5, 9)}
 HEADS_PER_LAYER = 12
 
 
@@ -112,12 +112,16 @@ def click_and_time(page, layer: int, head: int, expected_pruned: int) -> tuple[f
     text = f"{expected_pruned} of 72 heads pruned"
     started = time.perf_counter()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_function(
-        "t => [...document.querySelectorAll('[data-testid=stSidebar] [data-testid=stCaptionContainer]')].some(e => e.innerText.includes(t))",
-        arg=text,
-        polling=20,
-        timeout=300_000,
-    )
+    try:
+        page.wait_for_function(
+            "t => [...document.querySelectorAll('[data-testid=stSidebar] [data-testid=stCaptionContainer]')].some(e => e.innerText.includes(t))",
+            arg=text,
+            polling=20,
+            timeout=120_000,
+        )
+    except sync_api.TimeoutError:
+        page.screenshot(path="/tmp/bhpvas-browser-toggle-timeout.png")
+        raise SystemExit(f"the sidebar never showed {text!r} after clicking head {layer}.{head} (screenshot in /tmp)") from None
     sidebar = time.perf_counter() - started
     return sidebar, wait_idle(page) - started
 
@@ -135,7 +139,9 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.set_default_timeout(600_000)
             page.goto(f"{url}/scheme?model=demo&scheme={','.join(START)}")
+            page.get_by_text(f"{len(START)} of 72 heads pruned").wait_for(state="visible")
             wait_idle(page)
+            page.wait_for_timeout(2000)
             for layer, heads in CLICKS.items():
                 for head in heads:
                     add = click_and_time(page, layer, head, len(START) + 1)

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--max-length", type=int, default=66)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--batching", default="bucketed", choices=("bucketed", "shuffled"), help="batches of similar lengths, or plain shuffled"
+    )
     demo.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows (for a quick try)")
     _add_output(demo)
 
@@ -253,6 +256,7 @@ def cmd_prepare_demo(args: argparse.Namespace) -> dict[str, Any]:
         learning_rate=args.lr,
         max_length=args.max_length,
         train_rows=args.train_rows,
+        batching=args.batching,
     )
     with _progress(args, "fine-tuning demo") as report:
         card = prepare_demo(Path(args.out) if args.out else DEMO_DIR, recipe, report)

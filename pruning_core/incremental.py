@@ -165,10 +165,19 @@ class PrefixStore:
 
     def best(self, data_key: str, keep: np.ndarray) -> tuple[PrefixStates | None, int]:
         """The stored states for ``data_key`` sharing the most leading layers with ``keep``."""
-        candidates = [(states, first_changed_layer(states.keep, keep)) for (d, _), states in self._entries.items() if d == data_key]
+        candidates = [(key, states, first_changed_layer(states.keep, keep)) for key, states in self._entries.items() if key[0] == data_key]
         if not candidates:
             return None, 0
-        return max(candidates, key=lambda c: c[1])
+        key, states, shared = max(candidates, key=lambda c: c[2])
+        self._entries.get(key)
+        return states, shared
+
+    def touch(self, mask: str) -> None:
+        """Mark the states of ``mask`` (any dataset) as just used: a result served from elsewhere
+        (the app's memory) keeps its hidden states from being the next evicted, so the next
+        toggle from it stays incremental."""
+        for key in [key for key, _ in self._entries.items() if key[1] == mask]:
+            self._entries.get(key)
 
     def put(self, data_key: str, mask_key: str, states: PrefixStates) -> None:
         if self.max_bytes > 0:
