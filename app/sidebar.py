@@ -11,10 +11,12 @@ import streamlit as st
 
 from app.context import Context, load_context
 from app.plain import code_span
+from app.repaired import SchemeRepair, change_against_full, current_repair
 from app.resources import progress_bar, queued_job
 from app.state import RULE_STABILITY, RULE_USE_SIMILARITY, RULE_USE_STABILITY, current_rule, link_notices, set_scheme
 from pruning_core import BhpvasError
 from pruning_core.confirm import confirm_scheme
+from pruning_core.evaluation import EvalResult
 from pruning_core.proposal import proposed_heads
 from pruning_core.stats import ALPHA, Change, change_from_predictions
 
@@ -89,7 +91,7 @@ def scheme_metrics(ctx: Context) -> None:
     left, right = st.columns(2)
     left.metric(
         "Accuracy",
-        "100%" if current.accuracy == 1 else f"{current.accuracy:.2%}",
+        percent(current.accuracy),
         delta=f"{(current.accuracy - full.accuracy) * 100:+.2f} pp" if pruned else None,
         help=f"Masked accuracy with the scheme's heads gated off; the full model has {full.accuracy:.2%}.",
     )
@@ -108,6 +110,8 @@ def scheme_metrics(ctx: Context) -> None:
     )
     if pruned:
         st.text(change_text(change_from_predictions(current.labels, current.full_preds, current.preds)))
+    if pruned and (record := current_repair(ctx)) is not None:
+        treated_metrics(ctx, record, full)
     st.text(ctx.provenance(scores=False))
     if pruned and st.button("Reset to the full model", key="sidebar-reset", icon=":material/restart_alt:", width="stretch"):
         set_scheme([])
@@ -147,6 +151,24 @@ def fp32_check(ctx: Context) -> None:
         f"{confirmation.changed} answers differ); change {100 * delta:+.2f} pp, 95% interval [{100 * low:+.2f}, {100 * high:+.2f}] pp, "
         f"McNemar p = {confirmation.p_fp32:.3g} against the full model in fp32 ({confirmation.full_accuracy_fp32:.2%})"
     )
+
+
+def percent(value: float) -> str:
+    return "100%" if value == 1 else f"{value:.2%}"
+
+
+def treated_metrics(ctx: Context, record: SchemeRepair, full: EvalResult) -> None:
+    """The repaired (and recovered) model's accuracy with its change against the full model, when this
+    session repaired the current scheme on the Scheme page."""
+    for done, result in record.treated():
+        st.metric(
+            f"Accuracy after {done}",
+            percent(result.accuracy),
+            delta=f"{(result.accuracy - full.accuracy) * 100:+.2f} pp",
+            help=f"The physically pruned model after {done} (fitted on the calibration set), on the evaluation set; "
+            f"the full model has {full.accuracy:.2%}.",
+        )
+        st.text(change_text(change_against_full(ctx, result)))
 
 
 def change_text(change: Change) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head, all_heads, head_label, heads_key, heads_text, parse_heads
 from app.plain import code_span
 from app.repair_panel import repair_section
+from app.repaired import SchemeRepair, current_repair
 from app.resources import known_curves, progress_bar, queued_job
 from app.sidebar import rerun_scheme_views
 from app.state import B_CUSTOM, B_FULL, B_SOURCES, SCHEME, SCHEME_B, SCHEME_B_SOURCE, SCHEME_B_TEXT, current_rule, set_scheme, set_scheme_b
@@ -27,7 +29,10 @@ from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.efficiency import scheme_macs
 from pruning_core.outputs import folder_downloads, new_run_folder
+from pruning_core.progress import ProgressFn
 from pruning_core.proposal import proposed_heads
+from pruning_core.recovery import RecoveryParams, recover
+from pruning_core.repair import repair_and_prune
 from pruning_core.report import pruning_report
 from pruning_core.schemes import Scheme
 
@@ -180,7 +185,26 @@ def scheme_b(ctx: Context, bundle: AnalysisBundle) -> tuple[str, set[Head]]:
     return "proposal", set(heads)
 
 
-def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head]) -> None:
+def treated_rows(ctx: Context, record: SchemeRepair | None, row_a: dict) -> list[dict]:
+    """Rows "A + repair" and "A + repair + recovery" when this session repaired A: A's size, the treated model's metrics."""
+    if record is None:
+        return []
+    full_preds = ctx.full().preds
+    return [
+        {
+            **row_a,
+            "scheme": f"A + {done}",
+            "accuracy": result.accuracy,
+            "loss": result.loss,
+            "agreement": float(np.mean(result.preds == full_preds)),
+            "flipped": int((result.preds != full_preds).sum()),
+            "_preds": result.preds,
+        }
+        for done, result in record.treated()
+    ]
+
+
+def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head], row_b: dict | None) -> None:
     shown = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
     visualize_table(
         shown,
@@ -194,10 +218,12 @@ def comparison_table(ctx: Context, rows: list[dict], heads_b: set[Head]) -> None
             "MACs %": st.column_config.NumberColumn(format="%.1f%%"),
         },
     )
-    if len(rows) == 3:
-        differ = int((rows[1]["_preds"] != rows[2]["_preds"]).sum())
+    if row_b is not None:
+        differ = int((rows[1]["_preds"] != row_b["_preds"]).sum())
         both = len(ctx.scheme.pruned & heads_b)
         st.caption(f"A and B share {heads_text(both)} and disagree on {differ} of {len(rows[1]['_preds'])} predictions.")
+    if len(rows) > 2 + (row_b is not None):
+        st.caption("A + repair (+ recovery): A's heads physically removed with the kept heads repaired (and fine-tuned); same size as A.")
 
 
 @st.fragment(key=COMPARE_SECTION)
@@ -222,16 +248,52 @@ def section_compare() -> None:
         visualize_head_grid(scheme_grid(ctx, bundle, heads_b, "pruned / kept"), key="scheme-compare-b")
     try:
         rows = [scheme_row(ctx, "full model", set()), scheme_row(ctx, "A (current)", set(ctx.scheme.pruned))]
-        if name_b != "full model":
-            rows.append(scheme_row(ctx, name_b, heads_b))
+        row_b = scheme_row(ctx, name_b, heads_b) if name_b != "full model" else None
     except BhpvasError as exc:
         show_error(exc)
         return
+    rows += [row_b] if row_b is not None else []
+    rows += treated_rows(ctx, current_repair(ctx), rows[1])
     table_col, chart_col = st.columns([3, 2], gap="large")
     with table_col:
-        comparison_table(ctx, rows, heads_b)
+        comparison_table(ctx, rows, heads_b, row_b)
     with chart_col:
         show_figure(pareto_figure(rows, x_name, curve_lines(ctx, x_name)), key="scheme-pareto", name="pareto")
+
+
+def prune_options(record: SchemeRepair | None) -> tuple[bool, RecoveryParams | None]:
+    """Whether to repair before pruning (on by default when A was repaired in this session), and the
+    recovery to carry over (when A was recovered and the repair is on)."""
+    repair = st.checkbox(
+        "Repair before pruning",
+        value=record is not None,
+        key=f"scheme-prune-repair-{record is not None}",
+        help="Prune the repaired model: the kept heads' output projections refitted on the calibration set (reused when already computed).",
+    )
+    recovery = record.recovery if record is not None and record.recovery is not None and record.recovery.completed else None
+    if recovery is None:
+        return repair, None
+    steps = recovery.params.steps
+    carried = st.checkbox(
+        f"Save the recovered weights ({steps} fine-tuning steps)",
+        value=True,
+        key="scheme-prune-recovered",
+        disabled=not repair,
+        help="The recovery run of the Repair section, taken from the result cache (rerun, with the same result, when no longer there).",
+    )
+    return repair, recovery.params if repair and carried else None
+
+
+def real_pruning(ctx: Context, folder: Path, report: ProgressFn, repair: bool, recovery: RecoveryParams | None) -> dict:
+    """The pruning report of A: plain, repaired (:func:`repair_and_prune`), or repaired and recovered."""
+    calibration = ctx.sets.calibration
+    if not repair:
+        return pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
+    pruned, fitted = repair_and_prune(ctx.lm, ctx.scheme, calibration, progress=report)
+    recovered = recover(pruned, ctx.lm, calibration, recovery, progress=report) if recovery is not None else None
+    return pruning_report(
+        ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report, repair=fitted, recovery=recovered, calibration=calibration
+    )
 
 
 @st.fragment(key=PRUNE_SECTION)
@@ -240,19 +302,22 @@ def section_prune() -> None:
     st.subheader("Prune for real", anchor=False)
     st.caption(
         "Removes the pruned heads of A from a copy of the model (q/k/v rows and output-projection columns), saves it, "
-        "checks its predictions against masked inference, and times the full and the pruned model in turn "
-        "(batch 1 and 32, 64 and 128 tokens, median of 5 runs on random tokens)."
+        "checks its predictions against masked inference (fp32), loads the saved checkpoint back and measures its accuracy "
+        "in fp32, and times the full and the pruned model in turn (batch 1 and 32, 64 and 128 tokens, median of 5 runs on "
+        "random tokens). With repair (and recovery) the repaired (and fine-tuned) model is saved, and the report and the "
+        "checkpoint's bhpvas_pruning.json record what was done and on which calibration set."
     )
     key = (ctx.model_source, ctx.data_key, ctx.scheme.key())
     if not ctx.scheme.pruned:
         st.info("The current scheme prunes no head; choose heads first.")
         return
+    repair, recovery = prune_options(current_repair(ctx))
     label = f"Prune {heads_text(len(ctx.scheme.pruned))}, check and time it"
     if st.button(label, key="scheme-prune", type="primary", icon=":material/content_cut:"):
         folder = new_run_folder()
         try:
             with queued_job("Pruning report"), progress_bar("Pruning for real") as report:
-                result = pruning_report(ctx.lm, ctx.dataset, ctx.scheme, folder, repeats=5, progress=report)
+                result = real_pruning(ctx, folder, report, repair, recovery)
         except BhpvasError as exc:
             show_error(exc)
             return

@@ -577,7 +577,8 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
             print(f"curves written to {result['out']}")
     elif command == "report":
         print(
-            f"pruned {result['heads_pruned']}/{result['heads_total']} heads: accuracy {result['accuracy_full']:.4f} -> {result['accuracy_pruned']:.4f}; "
+            f"pruned {result['heads_pruned']}/{result['heads_total']} heads: accuracy {result['accuracy']['full']['value']:.4f} -> "
+            f"{result['accuracy']['saved']['value']:.4f} (saved checkpoint loaded back, fp32); "
             f"masked vs pruned max |logit diff| {result['max_abs_logit_diff_masked_vs_pruned']:.1e}"
         )
         print(f"parameters {result['parameters_full']:,} -> {result['parameters_pruned']:,}")

@@ -168,7 +168,10 @@ def test_report_writes_json_html_and_checkpoint(tiny_bert, sst2_small, tmp_path)
 
     scheme = Scheme(3, 4, frozenset({(0, 0), (1, 0), (1, 1), (1, 2), (1, 3)}))
     result = pruning_report(tiny_bert, sst2_small, scheme, tmp_path / "out", batch_sizes=(1, 2), seq_lens=(8,), repeats=2)
-    assert result["masked_equals_pruned"] and result["accuracy_pruned"] == result["accuracy_masked"]
+    accuracy = result["accuracy"]
+    assert result["masked_equals_pruned"] and accuracy["pruned"]["value"] == accuracy["masked"]["value"] == accuracy["saved"]["value"]
+    assert {entry["precision"] for entry in accuracy.values()} == {"fp32"} and accuracy["saved"]["split"] == "evaluation"
+    assert result["repair"] is None and result["recovery"] is None
     assert result["kept_per_layer"] == [3, 0, 4]
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["heads_pruned"] == 5 and len(saved["latency"]) == 2

@@ -1,5 +1,5 @@
-"""Accuracy against size: the compared schemes, the frontier of those not beaten on both axes,
-and the strategies' curves in grey."""
+"""Accuracy against size: the compared schemes (A repaired and recovered at A's size, when done),
+the frontier of those not beaten on both axes, and the strategies' curves in grey."""
 
 from __future__ import annotations
 
@@ -50,7 +50,14 @@ def pareto_figure(rows: list[dict], x_name: str, lines: list[Line] = ()) -> go.F
     fig.add_scatter(
         x=xs[frontier], y=ys[frontier], mode="lines", line={"dash": "dot", "color": "#999"}, name="Pareto frontier", hoverinfo="skip"
     )
-    colours = {"full model": "#333", "A (current)": "#e45756", "B": "#4c78a8", "proposal": "#54a24b"}
+    colours = {
+        "full model": "#333",
+        "A (current)": "#e45756",
+        "A + repair": "#f58518",
+        "A + repair + recovery": "#b279a2",
+        "B": "#4c78a8",
+        "proposal": "#54a24b",
+    }
     positions = label_positions(xs, ys)
     for row, x, y, position in zip(rows, xs, ys, positions):
         fig.add_scatter(

@@ -1,5 +1,6 @@
-"""The real-pruning report: parameters, the pruned model's accuracy, masked = pruned, heads per
-layer, latency against the MACs ceiling, and downloads of the checkpoint and the report."""
+"""The real-pruning report: parameters, the saved model's accuracy (fp32, loaded back) and every other
+accuracy with its precision and split, masked = pruned, heads per layer, the repair and recovery
+that were carried over, latency against the MACs ceiling, and downloads of the checkpoint and the report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,35 @@ from pathlib import Path
 import streamlit as st
 
 from app.plain import code_span
+from pruning_core.report import treatment_text
+
+
+def accuracy_rows(accuracy: dict[str, dict]) -> list[dict]:
+    """One row per accuracy of the report: which model, the value, its precision and split, and the
+    change against the full model with its 95% interval and McNemar p."""
+    rows = []
+    for entry in accuracy.values():
+        change = entry.get("change_vs_full")
+        rows.append(
+            {
+                "model": entry["model"],
+                "accuracy": f"{entry['value']:.2%}",
+                "precision": entry["precision"],
+                "data": f"{entry['data']} ({entry['split']}, {entry['rows']} rows)",
+                "change (pp) [95% interval]": "—"
+                if change is None
+                else f"{100 * change['delta']:+.2f} [{100 * change['low']:+.2f}, {100 * change['high']:+.2f}]",
+                "McNemar p": "—" if change is None else f"{change['p_value']:.3g}",
+            }
+        )
+    return rows
 
 
 def visualize_pruning_report(result: dict, folder: Path, downloads: dict[str, bytes], *, key: str, pruned_count: int) -> None:
     """Draw a report of :func:`pruning_core.report.pruning_report` written to ``folder``; ``downloads``
     holds its files' bytes (kept with the session, so a later sweep of old runs never breaks a download)."""
+    accuracy = result["accuracy"]
+    saved = accuracy["saved"]
     cols = st.columns(4)
     cols[0].metric(
         "Parameters",
@@ -20,13 +45,22 @@ def visualize_pruning_report(result: dict, folder: Path, downloads: dict[str, by
         delta=f"{(result['parameters_pruned'] - result['parameters_full']) / 1e6:+.2f} M",
         delta_color="inverse",
     )
-    cols[1].metric("Pruned model accuracy", f"{result['accuracy_pruned']:.2%}", help=f"masked inference: {result['accuracy_masked']:.2%}")
+    cols[1].metric(
+        f"Saved model accuracy ({saved['precision']})",
+        f"{saved['value']:.2%}",
+        delta=f"{(saved['value'] - accuracy['full']['value']) * 100:+.2f} pp",
+        help=f"The saved checkpoint loaded back, on the {saved['split']} set; full model: {accuracy['full']['value']:.2%}.",
+    )
     cols[2].metric(
         "Masked = pruned",
         "yes" if result["masked_equals_pruned"] else "no",
-        help=f"largest logit difference between masked inference and the pruned model: {result['max_abs_logit_diff_masked_vs_pruned']:.1e}",
+        help=f"{result['masked_check']['compares']} ({result['masked_check']['precision']}): largest logit difference "
+        f"{result['max_abs_logit_diff_masked_vs_pruned']:.1e}",
     )
     cols[3].metric("Heads per layer", " ".join(str(k) for k in result["kept_per_layer"]))
+    st.dataframe(accuracy_rows(accuracy), hide_index=True, width="stretch")
+    for label, sentence in treatment_text(result):
+        st.text(f"{label}: {sentence}")
     st.dataframe(
         result["latency"],
         hide_index=True,
