@@ -9,6 +9,7 @@ gate of :mod:`pruning_core.jobs`, with a message while it waits.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from pruning_core.incremental import prefix_store
 from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.lru import LRUCache, nbytes_of
 from pruning_core.policy import SourcePolicy
+from pruning_core.repair_curves import add_repaired_curves
 from pruning_core.results import OpenedResults, shipped_results
 from pruning_core.schemes import Scheme
 from pruning_core.uploads import check_upload_exists, uploads_root
@@ -274,3 +276,21 @@ def pruning_curves(lm: LoadedModel, sets: DataSets, bundle: AnalysisBundle, stra
         )
     curve_store().put(_curve_key(lm, sets), curves)
     return curves
+
+
+def repaired_pruning_curves(lm: LoadedModel, sets: DataSets, curves: Curves, strategies: Iterable[str]) -> Curves:
+    """``curves`` with the "+ repair" curves of ``strategies`` added (to a copy), computed through the
+    job gate with a progress bar and stored for this model and these sets.
+
+    Each repaired curve is cached on disk by the model's, the calibration set's and the evaluation
+    set's fingerprints, the strategy's orders and the repair settings, so it is computed once
+    (a second session asking for it waits, then reads it).
+    """
+    wanted = set(strategies)
+    names = tuple(name for name in curves.curves if name in wanted)
+    with queued_job("Repaired curves"), progress_bar("Repairing every point of each curve") as report:
+        updated = add_repaired_curves(
+            lm, sets.evaluation, sets.calibration, dataclasses.replace(curves, extra=dict(curves.extra)), names, progress=report
+        )
+    curve_store().put(_curve_key(lm, sets), updated)
+    return updated

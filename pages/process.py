@@ -1,7 +1,9 @@
 """Pruning process: how does accuracy fall as heads go?
 
 Every strategy's curve on one chart (random as a mean line with a min-max band), knee markers, and
-a step slider showing on small grids which heads each strategy has removed at that step.
+a step slider showing on small grids which heads each strategy has removed at that step; with the
+"+ repair" curves (every point repaired on the calibration set), each strategy's plain curve dashed
+beside its repaired one and a table of plain against repaired knees.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ import streamlit as st
 
 from app.context import Context, page_bundle, page_context, show_error
 from app.keys import Head
-from app.resources import known_curves, pruning_curves, results_source
+from app.resources import known_curves, pruning_curves, repaired_pruning_curves, results_source
 from app.state import set_scheme, set_scheme_b
 from app.views.curves import METRICS, curves_figure, step_grids
 from app.views.figure import show_figure
 from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
-from pruning_core.curves import DEFAULT_STRATEGIES, Curves
+from pruning_core.curves import DEFAULT_STRATEGIES, Curves, pruning_steps
+from pruning_core.repair_curves import repaired_curves, repaired_knee_table
 from pruning_core.stats import ALPHA
 from pruning_core.strategies import REGISTRY
 
@@ -116,6 +119,80 @@ def knee_rows(table: list[dict], names: list[str]) -> list[dict]:
     return rows
 
 
+REPAIR_SECONDS_DEMO = 30
+
+
+def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
+    """For strategies without a "+ repair" curve: what repairing every point costs, the strategies, and the button."""
+    total = curves.num_layers * curves.num_heads
+    inner = len(pruning_steps(total, curves.params.step_fraction)) - 2
+    st.info(
+        "A \"+ repair\" curve repairs every point of a strategy's curve: the kept heads' output projections are refitted by "
+        f"least squares on the calibration set ({len(ctx.sets.calibration)} rows, two passes over it), the model is pruned "
+        f"for real and evaluated on the evaluation set ({len(ctx.sets.evaluation)} rows). That is {inner} repaired models "
+        "per strategy (random: per seed), plus every K around a strategy's 1-point knee and first significant drop; "
+        f"on the demo about {REPAIR_SECONDS_DEMO} s each on a 2-core CPU. Afterwards they are read from the cache."
+    )
+    chosen = st.multiselect(
+        "Strategies to repair",
+        missing,
+        default=missing,
+        format_func=lambda n: curves.curves[n].label,
+        key="process-repair-strategies",
+    )
+    points = sum(len(curves.curves[name].orders) for name in chosen) * inner
+    label = f"Add the + repair curves ({points} repaired models and the refinement)"
+    if st.button(label, key="process-repair", icon=":material/build:", disabled=not chosen):
+        try:
+            repaired_pruning_curves(ctx.lm, ctx.sets, curves, chosen)
+        except BhpvasError as exc:
+            show_error(exc)
+            st.stop()
+        st.rerun()
+
+
+def gain_cell(row: dict, kind: str) -> str:
+    """The repaired knee minus the plain one, with its 95% paired-bootstrap interval: ``+5 [+2, +9]``."""
+    if f"gain_{kind}" not in row:
+        return "—"
+    text = f"{row[f'gain_{kind}']:+d}"
+    if f"gain_{kind}_interval" in row:
+        low, high = row[f"gain_{kind}_interval"]
+        text += f" [{low:+d}, {high:+d}]"
+    return text
+
+
+def side(row: dict, which: str) -> dict:
+    """The ``_plain`` or ``_repaired`` half of a :func:`repaired_knee_table` row, without the suffix."""
+    return {key.removesuffix(f"_{which}"): value for key, value in row.items() if key.endswith(f"_{which}")}
+
+
+def repaired_knee_rows(table: list[dict], names: list[str]) -> list[dict]:
+    """Plain against repaired knees as text cells: per knee both K with intervals and ties, the gain, and the repaired change."""
+    rows = []
+    for row in table:
+        if row["strategy"] not in names:
+            continue
+        plain, repaired = side(row, "plain"), side(row, "repaired")
+        cells = {"strategy": row["label"]}
+        for kind, title in KNEES.items():
+            cells[f"{title} plain"] = knee_cell(plain, kind)
+            cells[f"{title} + repair"] = knee_cell(repaired, kind)
+            cells[f"gain {title}"] = gain_cell(row, kind)
+            cells[f"Δ acc. {title} + repair"] = change_cell(repaired, kind)
+        rows.append(cells)
+    return rows
+
+
+def repaired_knee_table_section(curves: Curves, names: list[str]) -> None:
+    st.markdown(
+        '**Plain vs repaired knees**: the same knees for each strategy\'s plain and "+ repair" curve; *gain*: repaired minus '
+        "plain heads, [low, high] its 95% paired-bootstrap interval (an interval above 0: repair lets you prune more at the "
+        "same accuracy); ties among the repaired curves name them *strategy+repair*"
+    )
+    visualize_table(repaired_knee_rows(repaired_knee_table(curves), names), key="process-repaired-knees")
+
+
 def knee_table(curves: Curves, names: list[str]) -> None:
     st.markdown(
         "**Knees**: most heads prunable within 1 and 3 accuracy points and with no significant drop (McNemar p ≥ 0.05); "
@@ -174,10 +251,17 @@ def render() -> None:
         compute_offer(ctx, bundle)
         st.stop()
     names_all = list(curves.curves)
-    controls = st.columns([2, 5])
+    repaired = repaired_curves(curves)
+    controls = st.columns([2, 5, 2] if repaired else [2, 5])
     metric = controls[0].segmented_control("Metric", list(METRICS), default="accuracy", key="process-metric") or "accuracy"
     names = controls[1].multiselect(
         "Strategies", names_all, default=names_all, format_func=lambda n: curves.curves[n].label, key="process-strategies"
+    )
+    show_repaired = bool(repaired) and controls[2].toggle(
+        "Show the + repair curves",
+        value=True,
+        key="process-repaired",
+        help="Each strategy's curve with every point repaired (least squares on the calibration set), solid beside the dashed plain one.",
     )
     if not names:
         st.warning("Choose at least one strategy.")
@@ -191,16 +275,30 @@ def render() -> None:
         key="process-step",
         help="Steps every 10% of the heads are evaluated for every strategy; the extra steps refine a strategy's knee.",
     )
-    show_figure(curves_figure(curves, names, metric, step), key="process-curves", name=f"pruning-curves-{metric}")
+    figure = curves_figure(curves, names, metric, step, repaired if show_repaired else None)
+    show_figure(figure, key="process-curves", name=f"pruning-curves-{metric}")
     st.text(
         f"Orders learned on the calibration set — {curves.calibration or ctx.sets.calibration_description}; "
         f"curves measured on the evaluation set — {curves.evaluation or ctx.sets.evaluation_description}; "
         f"{results_source(ctx.lm, ctx.sets) or curves.precision}. "
-        "Shaded: each strategy's 95% interval (paired bootstrap of the change against the full model)."
+        + (
+            "Dashed line, open star: plain (heads gated off); solid line, filled star, same colour: + repair (every point's "
+            "kept heads refitted by least squares on the calibration set, then pruned for real). Shaded: each repaired "
+            "curve's 95% interval (paired bootstrap of the change against the full model); grey: random's min-max over seeds."
+            if show_repaired
+            else "Shaded: each strategy's 95% interval (paired bootstrap of the change against the full model)."
+        )
     )
+    missing = [name for name in names_all if name not in repaired]
+    if missing:
+        title = "Add + repair curves for more strategies" if repaired else "Prune further at the same accuracy: add the + repair curves"
+        with st.expander(title, icon=":material/build:"):
+            repair_offer(ctx, curves, missing)
     st.subheader(f"Which heads are gone once {step} are pruned", anchor=False)
     show_figure(step_grids(curves, names, step), key="process-grids")
     st.caption("Blue: kept; grey: pruned. Layer 0 at the bottom of each grid. Random shows its first seed.")
     load_panel(ctx, curves, names, step)
     knee_table(curves, names)
     fp32_table(curves, names)
+    if show_repaired:
+        repaired_knee_table_section(curves, names)

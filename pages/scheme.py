@@ -88,13 +88,16 @@ def scheme_row(ctx: Context, name: str, pruned: set[Head]) -> dict:
 
 
 def curve_lines(ctx: Context, x_name: str) -> list[Line]:
-    """The pruning-process curves (when computed) as (label, x, accuracy) lines for the Pareto chart."""
+    """The pruning-process curves (when computed) as (label, x, accuracy) lines for the Pareto chart,
+    with each "+ repair" curve (labelled "<strategy> + repair") when they were computed."""
+    from pruning_core.repair_curves import repaired_curves
+
     curves = known_curves(ctx.lm, ctx.sets)
     if curves is None:
         return []
     total = ctx.shape[0] * ctx.shape[1]
     lines = []
-    for curve in curves.curves.values():
+    for curve in [*curves.curves.values(), *repaired_curves(curves).values()]:
         if x_name == "heads kept":
             xs = [float(total - k) for k in curve.ks]
         else:

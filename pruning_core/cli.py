@@ -567,12 +567,20 @@ def _print_human(command: str, result: dict[str, Any]) -> None:
             if not verdict["signal"]:
                 print(f"note: {name} carries no signal: {verdict['reason']}")
         if "knee_repaired" in result:
-            print(f"{'strategy + repair':<28} {'<=1pt':>6} {'acc':>7} {'<=3pt':>6} {'acc':>7}")
+            print(
+                f"{'strategy + repair':<28} "
+                + " ".join(f"{name:>24}" for name in ("<=1pt [K int.] gain", "<=3pt [K int.] gain", "no sig. drop gain"))
+            )
             for row in result["knee_repaired"]:
-                print(
-                    f"{row['label']:<28} {row['k_1pt_repaired']:>6} {row['accuracy_1pt_repaired']:>7.4f} "
-                    f"{row['k_3pt_repaired']:>6} {row['accuracy_3pt_repaired']:>7.4f}"
-                )
+                cells = []
+                for kind in ("1pt", "3pt", "nosig"):
+                    interval = row.get(f"k_{kind}_interval_repaired")
+                    text = f"{row.get(f'k_{kind}_repaired', '-')}" + (f" [{interval[0]}-{interval[1]}]" if interval else "")
+                    if f"gain_{kind}" in row:
+                        text += f" {row[f'gain_{kind}']:+d}"
+                    cells.append(f"{text:>24}")
+                print(f"{row['label']:<28} " + " ".join(cells))
+            print("gain: repaired minus plain knee (heads)")
         if "out" in result:
             print(f"curves written to {result['out']}")
     elif command == "report":

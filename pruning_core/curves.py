@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -457,50 +458,17 @@ def _compute_curves(
                 }
                 used = [f"{c} weight {run.last[c]}" for c in ("stability", "similarity")]
                 note = "Weights chosen on the calibration set: " + ", ".join(used) + "."
-        results: dict[tuple[int, int], tuple[float, float, float, np.ndarray]] = {}
 
-        def measure(run_index: int, k: int, results=results, orders=orders) -> None:
+        def measure(run_index: int, k: int, orders=orders) -> Point:
             nonlocal evaluations
-            if (run_index, k) in results:
-                return
             scheme = Scheme(layers, heads, frozenset(orders[run_index][:k]))
             result = full if k == 0 else evaluate(lm, dataset, scheme, cache=cache, remember=True)
             evaluations += int(not result.from_cache and k != 0)
-            results[(run_index, k)] = (result.accuracy, result.loss, result.agreement, result.preds == result.labels)
+            return result.accuracy, result.loss, result.agreement, result.preds == result.labels
 
-        todo = [(r, k) for r in range(len(orders)) for k in grid]
-        for i, (r, k) in enumerate(todo):
-            measure(r, k)
-            part(0.3 + 0.6 * (i + 1) / len(todo), f"{name}: {k} heads pruned")
-        if params.refine_knee and len(orders) == 1:
-            for low, high in _refine_ranges(grid, [results[(0, k)] for k in grid], full.accuracy, full_correct):
-                for k in range(low + 1, high):
-                    measure(0, k)
-                    part(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{name}: refining at {k}")
-        ks = sorted({k for _, k in results})
-        metric = {
-            m: np.asarray([[results[(r, k)][i] for k in ks] for r in range(len(orders))])
-            for i, m in enumerate(("accuracy", "loss", "agreement"))
-        }
-        changes = [[accuracy_change(full_correct, results[(r, k)][3]) for k in ks] for r in range(len(orders))]
+        points = sweep(name, len(orders), grid, measure, full.accuracy, full_correct, params.refine_knee, scaled(part, 0.3, 1.0))
         first = runs[0]
-        curves[name] = StrategyCurve(
-            name,
-            first.label,
-            first.description,
-            ks,
-            metric["accuracy"],
-            metric["loss"],
-            metric["agreement"],
-            orders,
-            time.perf_counter() - began,
-            correct=[[_bits(results[(r, k)][3]) for k in ks] for r in range(len(orders))],
-            delta_low=np.asarray([[c.low for c in row] for row in changes]),
-            delta_high=np.asarray([[c.high for c in row] for row in changes]),
-            p_value=np.asarray([[c.p_value for c in row] for row in changes]),
-            representative=closest_to_mean(metric["accuracy"]),
-            note=note,
-        )
+        curves[name] = strategy_curve(name, first.label, first.description, orders, points, full_correct, time.perf_counter() - began, note)
     result = Curves(
         lm.name,
         dataset.name,
@@ -529,6 +497,74 @@ def _compute_curves(
         result.extra["fp32_confirmation"] = confirm_knees(lm, dataset, knees, cache, scaled(report, 0.97, 1.0))
     report(1.0, "curves ready")
     return result
+
+
+Point = tuple[float, float, float, np.ndarray]
+"""One curve point: accuracy, loss, agreement with the full model, and which samples are right."""
+
+
+def sweep(
+    name: str,
+    runs: int,
+    grid: list[int],
+    measure: Callable[[int, int], Point],
+    full_accuracy: float,
+    full_correct: np.ndarray,
+    refine_knee: bool,
+    progress: ProgressFn | None = None,
+) -> dict[tuple[int, int], Point]:
+    """``measure(run, k)`` at every K of ``grid`` for every run and, for a single run with
+    ``refine_knee``, at every K where accuracy first falls more than 1 point below the full model
+    and where the drop first becomes significant (:func:`_refine_ranges`)."""
+    report = progress or no_progress
+    points: dict[tuple[int, int], Point] = {}
+    todo = [(r, k) for r in range(runs) for k in grid]
+    for i, (r, k) in enumerate(todo):
+        points[(r, k)] = measure(r, k)
+        report(0.9 * (i + 1) / len(todo), f"{name}: {k} heads pruned")
+    if refine_knee and runs == 1:
+        for low, high in _refine_ranges(grid, [points[(0, k)] for k in grid], full_accuracy, full_correct):
+            for k in range(low + 1, high):
+                if (0, k) not in points:
+                    points[(0, k)] = measure(0, k)
+                report(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{name}: refining at {k}")
+    report(1.0, f"{name}: done")
+    return points
+
+
+def strategy_curve(
+    name: str,
+    label: str,
+    description: str,
+    orders: list[list[Head]],
+    points: dict[tuple[int, int], Point],
+    full_correct: np.ndarray,
+    seconds: float,
+    note: str = "",
+) -> StrategyCurve:
+    """The curve through ``points`` (from :func:`sweep`), each point with the 95% paired-bootstrap
+    interval of its accuracy change against the full model and its McNemar p-value."""
+    ks = sorted({k for _, k in points})
+    runs = range(len(orders))
+    metric = {m: np.asarray([[points[(r, k)][i] for k in ks] for r in runs]) for i, m in enumerate(("accuracy", "loss", "agreement"))}
+    changes = [[accuracy_change(full_correct, points[(r, k)][3]) for k in ks] for r in runs]
+    return StrategyCurve(
+        name,
+        label,
+        description,
+        ks,
+        metric["accuracy"],
+        metric["loss"],
+        metric["agreement"],
+        orders,
+        seconds,
+        correct=[[_bits(points[(r, k)][3]) for k in ks] for r in runs],
+        delta_low=np.asarray([[c.low for c in row] for row in changes]),
+        delta_high=np.asarray([[c.high for c in row] for row in changes]),
+        p_value=np.asarray([[c.p_value for c in row] for row in changes]),
+        representative=closest_to_mean(metric["accuracy"]),
+        note=note,
+    )
 
 
 def closest_to_mean(accuracy: np.ndarray) -> int:

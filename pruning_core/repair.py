@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +43,7 @@ from .surgery import weight_sharing_copy
 VARIANTS = ("full", "scale")
 TARGETS = ("attention", "residual")
 DEFAULT_RIDGE = 1e-3
+TEACHER_BYTES = 1 << 30
 
 
 def calibration_for(dataset: TextDataset) -> TextDataset:
@@ -228,6 +230,63 @@ def _run_teacher_layer(layer: nn.Module, out_proj: nn.Linear, hidden: torch.Tens
     return out, captured["y"]
 
 
+Start = tuple[torch.Tensor, tuple, dict, torch.Tensor]
+
+
+def _starts(lm: LoadedModel, teacher: nn.Module, encoded, batches: list[np.ndarray]) -> list[Start]:
+    """Per batch: the first layer's input, the other arguments of every layer, and the non-padding mask."""
+    starts = []
+    for indices in batches:
+        batch = collate(encoded, indices, lm.pad_id, lm.device)
+        hidden, args, kwargs = _layer_call(teacher, lm.adapter.layers(teacher), batch)
+        starts.append((hidden, args, kwargs, batch["attention_mask"].bool()))
+    return starts
+
+
+def _teacher_rows(lm: LoadedModel, teacher: nn.Module, starts: list[Start], target: str) -> Iterator[list[torch.Tensor]]:
+    """Per layer, per batch, on non-padding tokens: the full model's attention output, plus the
+    layer's input for the ``residual`` target (the pruned model's input is subtracted later)."""
+    hidden = [start[0] for start in starts]
+    for layer in lm.adapter.layers(teacher):
+        rows = []
+        for b, (_, args, kwargs, mask) in enumerate(starts):
+            out, output = _run_teacher_layer(layer, lm.adapter.out_proj(layer), hidden[b], args, kwargs)
+            if target == "residual":
+                output = output + hidden[b]
+            rows.append(output[mask])
+            hidden[b] = out
+        yield rows
+
+
+class TeacherTargets:
+    """What every repair on one calibration set takes from the full model, computed once and reused
+    by the schemes repaired with this holder (the points of a curve): the first layer's inputs and
+    each layer's targets. Kept only when they fit in ``max_bytes`` (layers x tokens x hidden
+    floats); otherwise each repair recomputes them layer by layer. Not shared between threads."""
+
+    def __init__(self, max_bytes: int = TEACHER_BYTES):
+        self.max_bytes = max_bytes
+        self._key: tuple | None = None
+        self._value: tuple[list[Start], list[list[torch.Tensor]]] | None = None
+
+    def layers(
+        self, lm: LoadedModel, calibration: TextDataset, encoded, batches: list[np.ndarray], target: str
+    ) -> tuple[list[Start], Iterable[list[torch.Tensor]]]:
+        """The batches' starts and, per layer, the targets' rows (stored, or a generator that
+        recomputes them when they do not fit)."""
+        key = (lm.fingerprint, calibration.fingerprint, encoded.max_length, [b.tolist() for b in batches], target)
+        if self._key == key and self._value is not None:
+            return self._value
+        teacher = weight_sharing_copy(lm.model).eval()
+        starts = _starts(lm, teacher, encoded, batches)
+        rows = _teacher_rows(lm, teacher, starts, target)
+        size = lm.num_layers * int(encoded.lengths.sum()) * starts[0][0].shape[-1] * starts[0][0].element_size() if starts else 0
+        if size > self.max_bytes:
+            return starts, rows
+        self._key, self._value = key, (starts, list(rows))
+        return self._value
+
+
 def _set_projection(out_proj: nn.Linear, weight: np.ndarray, bias: np.ndarray) -> None:
     with torch.no_grad():
         out_proj.weight.copy_(torch.as_tensor(weight, dtype=out_proj.weight.dtype))
@@ -270,6 +329,7 @@ def repair_scheme(
     max_tokens: int | None = None,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    teacher: TeacherTargets | None = None,
 ) -> Repair:
     """Repair the heads kept by ``scheme`` on ``calibration`` (cached on disk).
 
@@ -281,7 +341,8 @@ def repair_scheme(
     full and the pruned model for the calibration tokens (2 x tokens x hidden floats).
     ``target``: ``attention`` matches the full model's attention output (SPEC); ``residual`` also
     absorbs the drift of the residual stream from the layers below (full minus pruned input), so
-    that the sum entering the LayerNorm matches.
+    that the sum entering the LayerNorm matches. ``teacher``: a holder that keeps the full model's
+    side across calls (same results, one teacher pass for many schemes).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
@@ -313,38 +374,27 @@ def repair_scheme(
             target=target,
         )
     started = time.perf_counter()
-    teacher = weight_sharing_copy(lm.model).eval()
     student = prune_heads(lm, keep).model
-    teacher_layers = lm.adapter.layers(teacher)
     student_layers = lm.adapter.layers(student)
     batches = length_batches(encoded.lengths, max_tokens or default_max_tokens(lm.device))
     weights, biases = [], []
     before, after = np.zeros(lm.num_layers), np.zeros(lm.num_layers)
     tokens = int(encoded.lengths.sum())
     with torch.inference_mode():
-        streams = []
-        for indices in batches:
-            batch = collate(encoded, indices, lm.pad_id, lm.device)
-            hidden, args, kwargs = _layer_call(teacher, teacher_layers, batch)
-            streams.append([hidden, hidden, args, kwargs, batch["attention_mask"].bool()])
-        for index in range(lm.num_layers):
+        starts, targets = (teacher or TeacherTargets(max_bytes=0)).layers(lm, calibration, encoded, batches, target)
+        pruned = [start[0] for start in starts]
+        for index, rows in enumerate(targets):
             out_proj = lm.adapter.out_proj(student_layers[index])
             weight, bias = _projection(out_proj)
             width = weight.shape[1]
             gram = np.zeros((width + 1, width + 1))
             cross = np.zeros((width + 1, weight.shape[0]))
             energy = 0.0
-            for stream in streams:
-                full_hidden, pruned_hidden, args, kwargs, mask = stream
-                stream[0], output = _run_teacher_layer(
-                    teacher_layers[index], lm.adapter.out_proj(teacher_layers[index]), full_hidden, args, kwargs
-                )
-                if target == "residual":
-                    output = output + full_hidden - pruned_hidden
-                y = output[mask].double()
+            for b, (_, args, kwargs, mask) in enumerate(starts):
+                y = (rows[b] - pruned[b][mask] if target == "residual" else rows[b]).double()
                 x = torch.ones(y.shape[0], width + 1, dtype=torch.float64, device=y.device)
                 if width:
-                    x[:, :width] = _capture_context(student_layers[index], out_proj, pruned_hidden, args, kwargs)[mask].double()
+                    x[:, :width] = _capture_context(student_layers[index], out_proj, pruned[b], args, kwargs)[mask].double()
                 gram += (x.T @ x).cpu().numpy()
                 cross += (x.T @ y).cpu().numpy()
                 energy += float((y * y).sum())
@@ -355,8 +405,8 @@ def repair_scheme(
             weights.append(new_weight.astype(np.float32))
             biases.append(new_bias.astype(np.float32))
             if index + 1 < lm.num_layers:
-                for stream in streams:
-                    stream[1] = _output(student_layers[index](stream[1], *stream[2], **stream[3]))
+                for b, (_, args, kwargs, _) in enumerate(starts):
+                    pruned[b] = _output(student_layers[index](pruned[b], *args, **kwargs))
             report((index + 1) / lm.num_layers, f"repaired layer {index + 1}/{lm.num_layers}")
     result = Repair(
         keep=keep,

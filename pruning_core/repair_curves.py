@@ -3,24 +3,41 @@ evaluated (on the evaluation set), beside the plain masked curve.
 
 The repaired curves go into ``Curves.extra["repaired"]`` (name -> :class:`StrategyCurve` as a
 dict) with the settings in ``Curves.extra["repair"]``, so the curves JSON carries plain and
-repaired points side by side and older readers ignore them.
+repaired points side by side and older readers ignore them. A repaired curve carries what a plain
+one does: per point the 95% paired-bootstrap interval of the accuracy change against the full
+model and the McNemar p-value, so its knees get intervals and ties the same way
+(:func:`repaired_knee_table`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from typing import Any
 
 import numpy as np
 
-from .cache import DiskCache
-from .curves import Curves, StrategyCurve
+from .cache import DiskCache, cache_key, cached_part, single_flight
+from .curves import (
+    KNEE_RESAMPLES,
+    KNEES,
+    Curves,
+    Point,
+    StrategyCurve,
+    _unbits,
+    bootstrap_knees,
+    pruning_steps,
+    strategy_curve,
+    sweep,
+)
 from .data import TextDataset
-from .evaluation import evaluate
+from .evaluation import EvalResult, evaluate
 from .loading import LoadedModel
-from .progress import ProgressFn, no_progress, scaled
-from .repair import DEFAULT_RIDGE, repair_scheme, repaired_pruned
+from .progress import ProgressFn, scaled
+from .repair import DEFAULT_RIDGE, Repair, TeacherTargets, repair_scheme, repaired_pruned
 from .schemes import Scheme
+from .stats import bootstrap_indices
 
 
 def repaired_accuracy(
@@ -33,13 +50,23 @@ def repaired_accuracy(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
     target: str = "attention",
-):
+    teacher: TeacherTargets | None = None,
+) -> tuple[EvalResult, Repair]:
     """Repair ``scheme`` on ``calibration``, prune it for real and evaluate it on ``evaluation``.
 
-    Returns (:class:`~pruning_core.evaluation.EvalResult`, :class:`~pruning_core.repair.Repair`).
+    ``teacher``: keeps the full model's side of the repair between calls (see
+    :class:`~pruning_core.repair.TeacherTargets`).
     """
     repair = repair_scheme(
-        lm, scheme, calibration, variant=variant, ridge=ridge, target=target, progress=scaled(progress, 0.0, 0.8), cache=cache
+        lm,
+        scheme,
+        calibration,
+        variant=variant,
+        ridge=ridge,
+        target=target,
+        progress=scaled(progress, 0.0, 0.8),
+        cache=cache,
+        teacher=teacher,
     )
     model = repaired_pruned(lm, repair)
     return evaluate(model, evaluation, None, progress=scaled(progress, 0.8, 1.0), cache=cache), repair
@@ -50,65 +77,85 @@ def repaired_curve(
     evaluation: TextDataset,
     calibration: TextDataset,
     curve: StrategyCurve,
-    full_accuracy: float,
+    grid: list[int] | None = None,
     refine_knee: bool = True,
     variant: str = "full",
     ridge: float = DEFAULT_RIDGE,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
     target: str = "attention",
+    teacher: TeacherTargets | None = None,
 ) -> StrategyCurve:
-    """The strategy's curve with every scheme repaired: the same orders and K grid (K = 0 is the
-    full model; K = all heads cannot be repaired and keeps its masked value), plus every K around
-    the repaired curve's 1-point knee."""
-    report = progress or no_progress
+    """The strategy's curve with every scheme repaired, cached on disk (by the model's, the
+    evaluation set's and the calibration set's fingerprints, the strategy's orders, the grid and
+    the repair settings).
+
+    The same orders on ``grid`` (default: the plain curve's K) and, for a single run, every K where
+    the repaired curve first falls more than 1 point below the full model or first drops
+    significantly. K = 0 is the full model; K = all heads cannot be repaired and keeps its masked
+    value. Each point carries its accuracy change interval and McNemar p like a plain curve.
+    """
+    cache = cache if cache is not None else DiskCache()
+    grid = list(curve.ks if grid is None else grid)
+    key = cache_key(
+        "repaired-curve",
+        model=lm.fingerprint,
+        data=evaluation.fingerprint,
+        calibration=calibration.fingerprint,
+        precision=lm.precision,
+        orders=curve.orders,
+        grid=grid,
+        refine_knee=refine_knee,
+        variant=variant,
+        ridge=ridge,
+        target=target,
+    )
+    with single_flight(key):
+        return cached_part(
+            cache,
+            key,
+            lambda: _repaired_curve(
+                lm, evaluation, calibration, curve, grid, refine_knee, variant, ridge, progress, cache, target, teacher
+            ),
+            lambda result: ({}, {"curve": json.dumps(result.to_dict())}),
+            lambda _, meta: StrategyCurve.from_dict(json.loads(str(meta["curve"]))),
+        )
+
+
+def _repaired_curve(
+    lm: LoadedModel,
+    evaluation: TextDataset,
+    calibration: TextDataset,
+    curve: StrategyCurve,
+    grid: list[int],
+    refine_knee: bool,
+    variant: str,
+    ridge: float,
+    progress: ProgressFn | None,
+    cache: DiskCache,
+    target: str,
+    teacher: TeacherTargets | None,
+) -> StrategyCurve:
     started = time.perf_counter()
     layers, heads = lm.shape
-    total = layers * heads
-    results: dict[tuple[int, int], tuple[float, float, float]] = {}
+    teacher = teacher if teacher is not None else TeacherTargets()
+    full = evaluate(lm, evaluation, None, cache=cache)
+    full_correct = full.preds == full.labels
 
-    def measure(run: int, k: int) -> None:
-        if (run, k) in results:
-            return
-        if k == 0 or k >= total:
-            column = curve.ks.index(k)
-            results[(run, k)] = tuple(float(getattr(curve, m)[run, column]) for m in ("accuracy", "loss", "agreement"))
-            return
+    def measure(run: int, k: int) -> Point:
         scheme = Scheme(layers, heads, frozenset(curve.orders[run][:k]))
-        result, _ = repaired_accuracy(lm, evaluation, calibration, scheme, variant, ridge, cache=cache, target=target)
-        full_preds = evaluate(lm, evaluation, None, cache=cache).preds
-        results[(run, k)] = (result.accuracy, result.loss, float((result.preds == full_preds).mean()))
+        if k == 0:
+            result = full
+        elif k >= layers * heads:
+            result = evaluate(lm, evaluation, scheme, cache=cache)
+        else:
+            result, _ = repaired_accuracy(lm, evaluation, calibration, scheme, variant, ridge, cache=cache, target=target, teacher=teacher)
+        return result.accuracy, result.loss, float((result.preds == full.preds).mean()), result.preds == result.labels
 
-    grid = list(curve.ks)
-    todo = [(r, k) for r in range(len(curve.orders)) for k in grid]
-    for i, (r, k) in enumerate(todo):
-        measure(r, k)
-        report(0.9 * (i + 1) / len(todo), f"{curve.name} + repair: {k} heads pruned")
-    ks = grid
-    if refine_knee and len(curve.orders) == 1:
-        accuracy = [results[(0, k)][0] for k in grid]
-        below = [i for i, acc in enumerate(accuracy) if acc < full_accuracy - 0.01]
-        if below and below[0] > 0:
-            low, high = grid[below[0] - 1], grid[below[0]]
-            for k in range(low + 1, high):
-                measure(0, k)
-                report(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{curve.name} + repair: refining the knee at {k}")
-            ks = sorted({k for _, k in results})
-    metric = {
-        m: np.asarray([[results[(r, k)][i] for k in ks] for r in range(len(curve.orders))])
-        for i, m in enumerate(("accuracy", "loss", "agreement"))
-    }
-    return StrategyCurve(
-        f"{curve.name}+repair",
-        f"{curve.label} + repair",
-        f"{curve.description} Every scheme repaired (least squares on the calibration set).",
-        ks,
-        metric["accuracy"],
-        metric["loss"],
-        metric["agreement"],
-        curve.orders,
-        time.perf_counter() - started,
-    )
+    label = f"{curve.label} + repair"
+    points = sweep(label, len(curve.orders), grid, measure, full.accuracy, full_correct, refine_knee, progress)
+    description = f"{curve.description} Every scheme repaired (least squares on the calibration set)."
+    return strategy_curve(f"{curve.name}+repair", label, description, curve.orders, points, full_correct, time.perf_counter() - started)
 
 
 def add_repaired_curves(
@@ -123,8 +170,12 @@ def add_repaired_curves(
     cache: DiskCache | None = None,
     target: str = "attention",
 ) -> Curves:
-    """Add the repaired curve of each strategy in ``names`` (default: all) to ``curves.extra``."""
+    """Add the repaired curve of each strategy in ``names`` (default: all) to ``curves.extra``, on
+    the curves' 10% grid (``params.step_fraction``) with their knee refinement. The full model's
+    side of the repair is computed once for all of them. Returns ``curves``."""
     names = names or tuple(curves.curves)
+    grid = pruning_steps(curves.num_layers * curves.num_heads, curves.params.step_fraction)
+    teacher = TeacherTargets()
     repaired: dict[str, Any] = dict(curves.extra.get("repaired", {}))
     for index, name in enumerate(names):
         part = scaled(progress, index / len(names), (index + 1) / len(names))
@@ -133,13 +184,14 @@ def add_repaired_curves(
             evaluation,
             calibration,
             curves.curves[name],
-            curves.full_accuracy,
+            grid,
             curves.params.refine_knee,
             variant,
             ridge,
             part,
             cache,
             target,
+            teacher,
         )
         repaired[name] = curve.to_dict()
     curves.extra["repaired"] = repaired
@@ -159,17 +211,39 @@ def repaired_curves(curves: Curves) -> dict[str, StrategyCurve]:
 
 
 def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:
-    """Per strategy with a repaired curve: its plain and repaired knees at 1 and 3 points."""
-    total = curves.num_layers * curves.num_heads
+    """Per strategy with a repaired curve: its plain and its repaired knees, and the gain.
+
+    Every field of :meth:`Curves.knee_table`'s row appears twice, suffixed ``_plain`` and
+    ``_repaired`` (``k_1pt_plain``, ``k_nosig_interval_repaired``, ``delta_3pt_repaired``,
+    ``p_1pt_repaired``, ...): plain knees are ranked and tied among the plain curves, repaired
+    knees among the repaired ones (ties name the repaired curves, ``<strategy>+repair``).
+    ``gain_<knee>`` is the repaired knee minus the plain one and ``gain_<knee>_interval`` the
+    2.5-97.5 percentiles of that difference over the same paired bootstrap resamples of the
+    evaluation samples as the knees' intervals.
+    """
+    repaired = repaired_curves(curves)
+    if not repaired:
+        return []
+    plain_rows = {row["strategy"]: row for row in curves.knee_table()}
+    twin = dataclasses.replace(curves, curves=repaired, extra={})
+    repaired_rows = dict(zip(repaired, twin.knee_table(), strict=True))
+    full_correct = _unbits(curves.full_correct) if curves.full_correct else None
+    indices = bootstrap_indices(len(full_correct), KNEE_RESAMPLES, curves.seed) if full_correct is not None else None
     rows = []
-    for name, repaired in repaired_curves(curves).items():
+    for name, curve in repaired.items():
         plain = curves.curves[name]
         row: dict[str, Any] = {"strategy": name, "label": plain.label}
-        for points in (1, 3):
-            for kind, curve in (("plain", plain), ("repaired", repaired)):
-                k = curve.knee(curves.full_accuracy, points / 100)
-                row[f"k_{points}pt_{kind}"] = k
-                row[f"share_{points}pt_{kind}"] = round(k / total, 3)
-                row[f"accuracy_{points}pt_{kind}"] = round(float(curve.mean()[curve.ks.index(k)]), 4)
+        for which, source in (("plain", plain_rows[name]), ("repaired", repaired_rows[name])):
+            row.update({f"{key}_{which}": value for key, value in source.items() if key not in ("strategy", "label")})
+        for kind in KNEES:
+            if f"k_{kind}_plain" in row and f"k_{kind}_repaired" in row:
+                row[f"gain_{kind}"] = row[f"k_{kind}_repaired"] - row[f"k_{kind}_plain"]
+        plain_correct, repaired_correct = plain.correct_matrix(), curve.correct_matrix()
+        if indices is not None and plain_correct is not None and repaired_correct is not None:
+            before = bootstrap_knees(plain.ks, plain_correct, full_correct, indices)
+            after = bootstrap_knees(curve.ks, repaired_correct, full_correct, indices)
+            for kind in KNEES:
+                low, high = np.percentile(after[kind] - before[kind], [2.5, 97.5])
+                row[f"gain_{kind}_interval"] = [int(round(low)), int(round(high))]
         rows.append(row)
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -62,3 +63,8 @@ def show(at: AppTest, page: str) -> AppTest:
 
 def by_label(elements, label: str):
     return next(e for e in elements if e.label == label)
+
+
+def traces(at: AppTest) -> list[dict]:
+    """Every trace of every Plotly chart on the page, as the figure JSON has it."""
+    return [trace for chart in at.get("plotly_chart") for trace in json.loads(chart.proto.spec).get("data", [])]

@@ -96,6 +96,8 @@ def test_curves_with_repair(capsys, tiny_bert_dir, calibration_file, tmp_path):
     )
     assert code == 0
     assert [row["strategy"] for row in curves["knee_repaired"]] == ["importance", "repair-aware"]
+    for row in curves["knee_repaired"]:
+        assert {"k_nosig_repaired", "k_1pt_interval_repaired", "delta_3pt_repaired", "p_1pt_repaired", "gain_1pt_interval"} <= set(row)
     stored = load_curves(tmp_path / "curves.json")
     repaired = stored.extra["repaired"]["importance"]
     assert repaired["ks"][0] == 0 and repaired["accuracy"][0][0] == stored.full_accuracy
