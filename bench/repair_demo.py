@@ -1,7 +1,7 @@
 """Repair on the demo (fp32): calibration 2,000 sampled SST-2 train sentences, evaluation SST-2 dev.
 
-Prints one JSON line per measurement: one-shot importance (the branch's ``head_importance`` on
-dev) with K heads pruned, masked vs repaired; the repair-aware strategy's repaired accuracy at K;
+Prints one JSON line per measurement: one-shot importance (per-example ``head_importance`` on the
+calibration set) with K heads pruned, masked vs repaired; the repair-aware strategy's repaired accuracy at K;
 optionally a recovery fine-tune of importance@60 + repair.
 
     BHPVAS_CACHE_DIR=/tmp/c python bench/repair_demo.py --importance 50,60 --repair-aware 54,55,56,58,60 --recovery-steps 200
@@ -34,9 +34,9 @@ def main() -> None:
     full = evaluate(lm, dev).accuracy
     print(json.dumps({"full": full, "calibration": calibration.name}), flush=True)
     heads = [(layer, head) for layer in range(lm.num_layers) for head in range(lm.num_heads)]
-    orders = {"importance": by_importance(head_importance(lm, dev).normalized, heads)}
+    orders = {"importance": by_importance(head_importance(lm, calibration).normalized, heads)}
     started = time.perf_counter()
-    orders["repair-aware"] = RepairAware(calibration=calibration).order(StrategyContext(lm, dev, None, DiskCache()))
+    orders["repair-aware"] = RepairAware(calibration=calibration).order(StrategyContext(lm, calibration, None, DiskCache(), calibration=calibration))
     print(json.dumps({"repair_aware_order_seconds": round(time.perf_counter() - started, 1)}), flush=True)
     for name, ks in (("importance", args.importance), ("repair-aware", args.repair_aware)):
         for k in (int(k) for k in ks.split(",") if k):

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship = sub.add_parser("ship-demo", help="compute the demo's analysis and default curves into the package (the app opens them at once)")
     ship.add_argument("--out", default=None, help="output folder (default: the package's demo_results folder)")
     ship.add_argument("--precision", default=None, choices=("fp32", "bf16"), help="default: the hardware's (bf16 where native)")
+    ship.add_argument("--no-repair", action="store_true", help="without the + repair curves")
     _add_output(ship)
 
     ev = sub.add_parser("evaluate", help="masked evaluation: accuracy, loss, agreement with the full model")
@@ -451,7 +452,9 @@ def cmd_ship_demo(args: argparse.Namespace) -> dict[str, Any]:
     from .results import DEMO_RESULTS, write_demo_results
 
     with _progress(args, "demo analysis + curves") as report:
-        out = write_demo_results(Path(args.out) if args.out else DEMO_RESULTS, precision=args.precision, progress=report)
+        out = write_demo_results(
+            Path(args.out) if args.out else DEMO_RESULTS, precision=args.precision, progress=report, repair=not args.no_repair
+        )
     return {"out": str(out), "manifest": json.loads((out / "manifest.json").read_text())}
 
 

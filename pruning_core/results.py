@@ -26,6 +26,7 @@ from .data import TextDataset, load_dataset
 from .errors import BhpvasError
 from .loading import LoadedModel, load_model
 from .progress import ProgressFn, no_progress, scaled
+from .repair_curves import add_repaired_curves
 from .sources import ASSETS
 
 DEMO_RESULTS = ASSETS / "demo_results"
@@ -172,17 +173,23 @@ def demo_sets() -> tuple[TextDataset, TextDataset, dict[str, str]]:
     return sets.evaluation, sets.calibration, sets.describe()
 
 
-def write_demo_results(out_dir: Path = DEMO_RESULTS, precision: str | None = None, progress: ProgressFn | None = None) -> Path:
-    """Compute the demo's analysis and default curves and write them where the app finds them.
+def write_demo_results(
+    out_dir: Path = DEMO_RESULTS, precision: str | None = None, progress: ProgressFn | None = None, repair: bool = True
+) -> Path:
+    """Compute the demo's analysis, default curves and (``repair``) every strategy's "+ repair"
+    curve, and write them where the app finds them.
 
     ``python -m pruning_core ship-demo``; the precision defaults to the hardware's.
     """
     report = progress or no_progress
     lm = load_model("demo", precision=precision)
     evaluation, calibration, described = demo_sets()
-    bundle = analyze(lm, calibration, AnalysisParams(), progress=scaled(report, 0.0, 0.3), calibration=described["calibration"])
+    end = 0.6 if repair else 1.0
+    bundle = analyze(lm, calibration, AnalysisParams(), progress=scaled(report, 0.0, 0.2), calibration=described["calibration"])
     curves = compute_curves(
-        lm, evaluation, bundle, CurveParams(), progress=scaled(report, 0.3, 1.0), calibration=calibration, descriptions=described
+        lm, evaluation, bundle, CurveParams(), progress=scaled(report, 0.2, end), calibration=calibration, descriptions=described
     )
-    command = "python -m pruning_core ship-demo" + (f" --precision {precision}" if precision else "")
+    if repair:
+        add_repaired_curves(lm, evaluation, calibration, curves, progress=scaled(report, end, 1.0))
+    command = "python -m pruning_core ship-demo" + (f" --precision {precision}" if precision else "") + ("" if repair else " --no-repair")
     return write_results(out_dir, lm, evaluation, calibration, bundle, curves, command)
