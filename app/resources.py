@@ -22,8 +22,9 @@ from pruning_core.analysis import AnalysisBundle, analyze
 from pruning_core.batching import mask_key
 from pruning_core.cache import single_flight
 from pruning_core.calibration import DEFAULT_CALIBRATION_ROWS, DataSets, data_sets
-from pruning_core.curves import DEFAULT_STRATEGIES, CurveParams, Curves, compute_curves
+from pruning_core.curves import CurveParams, Curves, compute_curves
 from pruning_core.data import TextDataset
+from pruning_core.defaults import OFFERED_STRATEGIES
 from pruning_core.evaluation import EvalResult, evaluate
 from pruning_core.incremental import prefix_store
 from pruning_core.jobs import heavy_job, job_gate
@@ -270,7 +271,7 @@ def pruning_curves(lm: LoadedModel, sets: DataSets, bundle: AnalysisBundle, stra
     with a progress bar (evaluations come from the disk cache when known)."""
     wanted = set(strategies)
     with queued_job("Pruning curves"), progress_bar("Pruning with each strategy") as report:
-        params = CurveParams(strategies=tuple(s for s in DEFAULT_STRATEGIES if s in wanted))
+        params = CurveParams(strategies=tuple(s for s in OFFERED_STRATEGIES if s in wanted))
         curves = compute_curves(
             lm, sets.evaluation, bundle, params, progress=report, calibration=sets.calibration, descriptions=sets.describe()
         )

@@ -36,7 +36,9 @@ def main() -> None:
     heads = [(layer, head) for layer in range(lm.num_layers) for head in range(lm.num_heads)]
     orders = {"importance": by_importance(head_importance(lm, calibration).normalized, heads)}
     started = time.perf_counter()
-    orders["repair-aware"] = RepairAware(calibration=calibration).order(StrategyContext(lm, calibration, None, DiskCache(), calibration=calibration))
+    orders["repair-aware"] = RepairAware(calibration=calibration).order(
+        StrategyContext(lm, calibration, None, DiskCache(), calibration=calibration)
+    )
     print(json.dumps({"repair_aware_order_seconds": round(time.perf_counter() - started, 1)}), flush=True)
     for name, ks in (("importance", args.importance), ("repair-aware", args.repair_aware)):
         for k in (int(k) for k in ks.split(",") if k):

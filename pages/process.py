@@ -19,7 +19,8 @@ from app.views.figure import show_figure
 from app.views.table import visualize_table
 from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
-from pruning_core.curves import DEFAULT_STRATEGIES, Curves, pruning_steps
+from pruning_core.curves import Curves, pruning_steps
+from pruning_core.defaults import DEFAULT_STRATEGIES, OFFERED_STRATEGIES
 from pruning_core.repair_curves import repaired_curves, repaired_knee_table
 from pruning_core.stats import ALPHA
 from pruning_core.strategies import REGISTRY
@@ -42,7 +43,7 @@ def compute_offer(ctx: Context, bundle: AnalysisBundle) -> None:
     )
     chosen = st.multiselect(
         "Strategies to compute",
-        list(DEFAULT_STRATEGIES),
+        list(OFFERED_STRATEGIES),
         default=list(DEFAULT_STRATEGIES),
         format_func=lambda n: REGISTRY[n].label if n in REGISTRY else n,
         key="process-compute-strategies",

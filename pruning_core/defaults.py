@@ -14,3 +14,6 @@ DEFAULT_STRATEGIES = (
     "dsp",
     "bhpvas",
 )
+
+OFFERED_STRATEGIES = (*DEFAULT_STRATEGIES, "repair-aware")
+"""Every strategy the Pruning process page offers (the defaults pre-selected) and the demo ships."""

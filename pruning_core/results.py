@@ -23,6 +23,7 @@ from .cache import CODE_VERSION
 from .calibration import data_sets
 from .curves import CurveParams, Curves, compute_curves, load_curves
 from .data import TextDataset, load_dataset
+from .defaults import OFFERED_STRATEGIES
 from .errors import BhpvasError
 from .loading import LoadedModel, load_model
 from .progress import ProgressFn, no_progress, scaled
@@ -187,7 +188,13 @@ def write_demo_results(
     end = 0.6 if repair else 1.0
     bundle = analyze(lm, calibration, AnalysisParams(), progress=scaled(report, 0.0, 0.2), calibration=described["calibration"])
     curves = compute_curves(
-        lm, evaluation, bundle, CurveParams(), progress=scaled(report, 0.2, end), calibration=calibration, descriptions=described
+        lm,
+        evaluation,
+        bundle,
+        CurveParams(strategies=OFFERED_STRATEGIES),
+        progress=scaled(report, 0.2, end),
+        calibration=calibration,
+        descriptions=described,
     )
     if repair:
         add_repaired_curves(lm, evaluation, calibration, curves, progress=scaled(report, end, 1.0))
