@@ -39,6 +39,8 @@ def change_histogram(compensation: Compensation) -> go.Figure:
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
         bargap=0.05,
     )
+    tallest = int(np.histogram(values, bins=20)[0].max()) if values.size else 1
+    fig.update_yaxes(tick0=0, dtick=max(1, -(-tallest // 5)), rangemode="tozero")
     return fig
 
 
