@@ -111,7 +111,7 @@ def repaired_curve(
         target=target,
     )
     with single_flight(key):
-        return cached_part(
+        repaired = cached_part(
             cache,
             key,
             lambda: _repaired_curve(
@@ -120,6 +120,18 @@ def repaired_curve(
             lambda result: ({}, {"curve": json.dumps(result.to_dict())}),
             lambda _, meta: StrategyCurve.from_dict(json.loads(str(meta["curve"]))),
         )
+    return named_after(repaired, curve)
+
+
+def named_after(repaired: StrategyCurve, plain: StrategyCurve) -> StrategyCurve:
+    """``repaired`` named after ``plain``: two strategies with the same orders (e.g. the composite
+    when it equals importance) share one cached repaired curve, but each shows its own name."""
+    return dataclasses.replace(
+        repaired,
+        name=f"{plain.name}+repair",
+        label=f"{plain.label} + repair",
+        description=f"{plain.description} Every scheme repaired (least squares on the calibration set).",
+    )
 
 
 def _repaired_curve(
@@ -207,7 +219,8 @@ def add_repaired_curves(
 
 def repaired_curves(curves: Curves) -> dict[str, StrategyCurve]:
     """The repaired curves stored in ``curves`` (name of the plain strategy -> curve)."""
-    return {name: StrategyCurve.from_dict(d) for name, d in curves.extra.get("repaired", {}).items()}
+    stored = curves.extra.get("repaired", {})
+    return {name: named_after(StrategyCurve.from_dict(d), curves.curves[name]) for name, d in stored.items() if name in curves.curves}
 
 
 def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:

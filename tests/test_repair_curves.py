@@ -106,3 +106,19 @@ def test_repaired_curves_are_read_back_from_the_disk_cache(with_repair, tiny_ber
     assert again.extra["repaired"]["importance"] == curves.extra["repaired"]["importance"], "same curve, same recorded seconds"
     other = add_repaired_curves(tiny_bert, data, calibration, copy.deepcopy(curves), ("importance",), ridge=1.0, cache=cache)
     assert other.extra["repaired"]["importance"]["seconds"] != curves.extra["repaired"]["importance"]["seconds"]
+
+
+def test_two_strategies_with_the_same_orders_each_show_their_own_name(with_repair, tiny_bert, tiny_bundle, calibration):
+    """The composite can equal importance: the cached repaired curve is shared, the names are not."""
+    curves, cache = with_repair
+    data, _ = tiny_bundle
+    twin = copy.deepcopy(curves)
+    twin.curves["twin"] = copy.deepcopy(twin.curves["importance"])
+    twin.curves["twin"].name, twin.curves["twin"].label = "twin", "Twin"
+    add_repaired_curves(tiny_bert, data, calibration, twin, names=("twin",), cache=cache)
+    repaired = repaired_curves(twin)
+    assert repaired["twin"].name == "twin+repair" and repaired["twin"].label == "Twin + repair"
+    assert repaired["importance"].name == "importance+repair"
+    assert repaired["twin"].ks == repaired["importance"].ks
+    twin.extra["repaired"]["twin"]["name"] = "importance+repair"
+    assert repaired_curves(twin)["twin"].name == "twin+repair", "older files with the shared name read back under their own"
