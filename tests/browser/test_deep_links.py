@@ -64,6 +64,7 @@ def test_the_demo_process_page_opens_filled_on_an_empty_cache(tmp_path):
             tab.goto(f"{url}/process?model=demo")
             tab.get_by_text("Which heads are gone once").first.wait_for(state="visible")
             main = tab.locator("[data-testid='stMain']")
+            main.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(1).wait_for(state="visible")
             assert tab.get_by_role("button", name="Compute the pruning curves").count() == 0
             assert main.locator("[data-testid='stPlotlyChart']").count() >= 2, "the curves and the step grids"
             text = main.inner_text()
