@@ -220,11 +220,14 @@ class Curves:
     seed: int = 0
     precision: str = "fp32"
 
-    def knee_points(self, curve: StrategyCurve) -> dict[str, int]:
-        """The strategy's knees: K within 1 point, within 3 points and, when samples were recorded, with no significant drop."""
+    def knee_points(self, curve: StrategyCurve, changes: list[Change] | None = None) -> dict[str, int]:
+        """The strategy's knees: K within 1 point, within 3 points and, when samples were recorded, with
+        no significant drop (``changes``: the curve's per-point changes, when already computed)."""
         knees = {"1pt": curve.knee(self.full_accuracy, 0.01), "3pt": curve.knee(self.full_accuracy, 0.03)}
-        if self.full_correct and curve.correct:
-            knees["nosig"] = no_drop_k(curve.ks, curve.changes(_unbits(self.full_correct), self.seed))
+        if changes is None and self.full_correct and curve.correct:
+            changes = curve.changes(_unbits(self.full_correct), self.seed)
+        if changes:
+            knees["nosig"] = no_drop_k(curve.ks, changes)
         return knees
 
     def fp32_knees(self) -> dict[str, dict[str, Any]]:
@@ -252,9 +255,8 @@ class Curves:
             row: dict[str, Any] = {"strategy": curve.name, "label": curve.label}
             changes = curve.changes(full_correct, self.seed) if full_correct is not None else []
             accuracy = curve.accuracy[curve.representative]
-            knees = {"1pt": curve.knee(self.full_accuracy, 0.01), "3pt": curve.knee(self.full_accuracy, 0.03)}
+            knees = self.knee_points(curve, changes)
             if changes:
-                knees["nosig"] = no_drop_k(curve.ks, changes)
                 sampled = bootstrap_knees(curve.ks, curve.correct_matrix(), full_correct, indices)
             for kind, k in knees.items():
                 point = curve.ks.index(k)
