@@ -120,7 +120,7 @@ def knee_rows(table: list[dict], names: list[str]) -> list[dict]:
     return rows
 
 
-REPAIR_SECONDS_DEMO = 30
+REPAIR_SECONDS_DEMO = 7
 
 
 def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
@@ -132,7 +132,7 @@ def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
         f"least squares on the calibration set ({len(ctx.sets.calibration)} rows, two passes over it), the model is pruned "
         f"for real and evaluated on the evaluation set ({len(ctx.sets.evaluation)} rows). That is {inner} repaired models "
         "per strategy (random: per seed), plus every K around a strategy's 1-point knee and first significant drop; "
-        f"on the demo about {REPAIR_SECONDS_DEMO} s each on a 2-core CPU. Afterwards they are read from the cache."
+        f"on the demo about {REPAIR_SECONDS_DEMO} s each on an idle 2-core CPU (fp32). Afterwards they are read from the cache."
     )
     chosen = st.multiselect(
         "Strategies to repair",
