@@ -55,6 +55,7 @@ def pruning_steps(total: int, fraction: float) -> list[int]:
 
 KNEES = ("1pt", "3pt", "nosig")
 KNEE_RESAMPLES = 1000
+REFINEMENT = 2  # the rule of :func:`_refine_ranges`, part of the cache keys of curves
 
 
 def knee_k(ks: list[int], accuracy: np.ndarray, full_accuracy: float, max_drop: float) -> int:
@@ -393,6 +394,7 @@ def compute_curves(
     )
     key = cache_key(
         "curves",
+        refinement=REFINEMENT,
         model=lm.fingerprint,
         data=dataset.fingerprint,
         calibration=calibration_set.fingerprint,
@@ -578,16 +580,21 @@ def closest_to_mean(accuracy: np.ndarray) -> int:
 def _refine_ranges(
     grid: list[int], points: list[tuple[float, float, float, np.ndarray]], full_accuracy: float, full_correct: np.ndarray
 ) -> list[tuple[int, int]]:
-    """Grid intervals to evaluate at every K: where accuracy first falls more than 1 point below the
-    full model, and where the drop first becomes significant."""
+    """Grid intervals to evaluate at every K, for the 1-point knee and the first significant drop:
+    where the curve first crosses the threshold, and after the last grid K still on the good side
+    (the knee is the largest such K, which a noisy curve, e.g. a repaired one, can reach after
+    dipping below the threshold and coming back)."""
     ranges = set()
-    below = [i for i, p in enumerate(points) if p[0] < full_accuracy - 0.01]
-    significant = [
-        i
-        for i, p in enumerate(points)
-        if p[0] < full_accuracy and mcnemar_exact(int((full_correct & ~p[3]).sum()), int((~full_correct & p[3]).sum())) < ALPHA
+    within = [p[0] >= full_accuracy - 0.01 - 1e-12 for p in points]
+    unharmed = [
+        not (p[0] < full_accuracy and mcnemar_exact(int((full_correct & ~p[3]).sum()), int((~full_correct & p[3]).sum())) < ALPHA)
+        for p in points
     ]
-    for crossing in (below, significant):
-        if crossing and crossing[0] > 0:
-            ranges.add((grid[crossing[0] - 1], grid[crossing[0]]))
+    for good in (within, unharmed):
+        first_bad = next((i for i, ok in enumerate(good) if not ok), None)
+        if first_bad:
+            ranges.add((grid[first_bad - 1], grid[first_bad]))
+        last_good = max((i for i, ok in enumerate(good) if ok), default=None)
+        if last_good is not None and last_good + 1 < len(grid):
+            ranges.add((grid[last_good], grid[last_good + 1]))
     return sorted(ranges)

@@ -22,6 +22,7 @@ from .cache import DiskCache, cache_key, cached_part, single_flight
 from .curves import (
     KNEE_RESAMPLES,
     KNEES,
+    REFINEMENT,
     Curves,
     Point,
     StrategyCurve,
@@ -35,7 +36,7 @@ from .data import TextDataset
 from .evaluation import EvalResult, evaluate
 from .loading import LoadedModel
 from .progress import ProgressFn, scaled
-from .repair import DEFAULT_RIDGE, Repair, TeacherTargets, repair_scheme, repaired_pruned
+from .repair import DEFAULT_RIDGE, REPAIR_VERSION, Repair, TeacherTargets, repair_scheme, repaired_pruned
 from .schemes import Scheme
 from .stats import bootstrap_indices
 
@@ -99,6 +100,8 @@ def repaired_curve(
     grid = list(curve.ks if grid is None else grid)
     key = cache_key(
         "repaired-curve",
+        refinement=REFINEMENT,
+        repair_version=REPAIR_VERSION,
         model=lm.fingerprint,
         data=evaluation.fingerprint,
         calibration=calibration.fingerprint,

@@ -95,6 +95,23 @@ def test_repaired_model_saves_and_reloads(arch, tiny_dirs, sst2_small, calibrati
     assert np.abs(before - after).max() <= 1e-6
 
 
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
+def test_an_emptied_last_layer_keeps_its_bias_and_lower_ones_refit_it(arch, tiny_dirs, calibration):
+    lm = load_model(tiny_dirs[arch])
+    keep = _empty_layer(lm.shape)
+    keep[-1, :] = False
+    repair = repair_scheme(lm, keep, calibration)
+
+    def original_bias(layer: int) -> np.ndarray:
+        return lm.adapter.out_proj(lm.adapter.layers(lm.model)[layer]).bias.detach().double().numpy()
+
+    assert repair.weights[-1].shape[1] == 0 and repair.weights[1].shape[1] == 0
+    np.testing.assert_allclose(repair.biases[-1], original_bias(lm.num_layers - 1), rtol=0, atol=1e-6)
+    assert repair.error_after[-1] == pytest.approx(repair.error_before[-1])
+    assert np.abs(repair.biases[1] - original_bias(1)).max() > 1e-4, "a lower emptied layer refits its bias"
+    assert repair.error_after[1] < repair.error_before[1]
+
+
 def test_repair_is_cached_by_model_data_and_scheme(tiny_bert, calibration):
     cache = DiskCache()
     keep = _empty_layer(tiny_bert.shape)
