@@ -19,6 +19,11 @@ DEFAULT_RESAMPLES = 2000
 ALPHA = 0.05
 
 
+def is_significant_drop(delta: float, p_value: float) -> bool:
+    """Accuracy is lower and McNemar's test rejects "no change" at the 5% level."""
+    return delta < 0 and p_value < ALPHA
+
+
 @dataclass(frozen=True)
 class Change:
     """Accuracy change of a pruned model against the full model, with its uncertainty."""
@@ -33,7 +38,7 @@ class Change:
     @property
     def significant_drop(self) -> bool:
         """Accuracy is lower and McNemar's test rejects "no change" at the 5% level."""
-        return self.delta < 0 and self.p_value < ALPHA
+        return is_significant_drop(self.delta, self.p_value)
 
     def to_dict(self) -> dict[str, float | int]:
         return {
