@@ -9,8 +9,8 @@ LayerNorm) on the same non-padding token. A last layer left without heads keeps 
 refitted constant (the full model's mean attention output, over all tokens or over the first
 token the classifier reads) outweighs the residual stream in the last LayerNorm, and on the demo
 emptying the last layer then fell to chance (0.509) where masking alone keeps 0.890. Lower
-emptied layers refit the bias (on the demo: 0.835 -> 0.848 with layers 0-1 empty). Only ``X^T X`` and ``X^T Y`` are accumulated per
-layer, never the tokens' regression rows. The light variant fits one scale per kept head
+emptied layers refit the bias (on the demo: 0.835 -> 0.848 with layers 0-1 empty). Only
+``X^T X`` and ``X^T Y`` are accumulated per layer, never the tokens' regression rows. The light variant fits one scale per kept head
 (Kwon et al. 2022's mask tuning) from the same sums.
 
 The result folds into the weights: :func:`repaired_pruned` is a physically pruned model exactly
