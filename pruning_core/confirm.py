@@ -19,7 +19,7 @@ from .evaluation import evaluate
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
-from .stats import accuracy_change, is_significant_drop
+from .stats import accuracy_change, is_significant_drop, within_drop
 
 KNEE_DROPS = {"1pt": 0.01, "3pt": 0.03}
 
@@ -44,7 +44,7 @@ class Confirmation:
     def holds(self, kind: str) -> bool:
         """Whether the knee's criterion still holds in fp32 (within 1 / 3 points, or no significant drop)."""
         if kind in KNEE_DROPS:
-            return self.accuracy_fp32 >= self.full_accuracy_fp32 - KNEE_DROPS[kind] - 1e-12
+            return within_drop(self.accuracy_fp32, self.full_accuracy_fp32, KNEE_DROPS[kind])
         return not is_significant_drop(self.accuracy_fp32 - self.full_accuracy_fp32, self.p_fp32)
 
     def to_dict(self) -> dict[str, Any]:

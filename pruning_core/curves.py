@@ -30,7 +30,7 @@ from .evaluation import evaluate
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress, scaled
 from .schemes import Scheme
-from .stats import ALPHA, Change, accuracy_change, bootstrap_indices, mcnemar_exact
+from .stats import ALPHA, Change, accuracy_change, bootstrap_indices, is_significant_drop, mcnemar_exact, within_drop
 from .strategies import REGISTRY, Head, StrategyContext
 from .strategies.composite import Composite
 from .strategies.dsp import DifferentiableSubset
@@ -60,7 +60,7 @@ REFINEMENT = 2  # the rule of :func:`_refine_ranges`, part of the cache keys of 
 
 def knee_k(ks: list[int], accuracy: np.ndarray, full_accuracy: float, max_drop: float) -> int:
     """Largest evaluated K whose accuracy stays within ``max_drop`` of the full model."""
-    ok = [k for k, acc in zip(ks, accuracy) if acc >= full_accuracy - max_drop - 1e-12]
+    ok = [k for k, acc in zip(ks, accuracy) if within_drop(acc, full_accuracy, max_drop)]
     return max(ok) if ok else 0
 
 
@@ -190,7 +190,7 @@ def bootstrap_knees(ks: list[int], correct: np.ndarray, full_correct: np.ndarray
     k = np.asarray(ks)[:, None]
     result = {}
     for kind, max_drop in (("1pt", 0.01), ("3pt", 0.03)):
-        ok = accuracy >= full_accuracy[None] - max_drop - 1e-12
+        ok = within_drop(accuracy, full_accuracy[None], max_drop)
         result[kind] = np.where(ok, k, 0).max(0)
     result["nosig"] = np.where(~drop, k, 0).max(0)
     return result
@@ -585,9 +585,9 @@ def _refine_ranges(
     (the knee is the largest such K, which a noisy curve, e.g. a repaired one, can reach after
     dipping below the threshold and coming back)."""
     ranges = set()
-    within = [p[0] >= full_accuracy - 0.01 - 1e-12 for p in points]
+    within = [within_drop(p[0], full_accuracy, 0.01) for p in points]
     unharmed = [
-        not (p[0] < full_accuracy and mcnemar_exact(int((full_correct & ~p[3]).sum()), int((~full_correct & p[3]).sum())) < ALPHA)
+        not is_significant_drop(p[0] - full_accuracy, mcnemar_exact(int((full_correct & ~p[3]).sum()), int((~full_correct & p[3]).sum())))
         for p in points
     ]
     for good in (within, unharmed):

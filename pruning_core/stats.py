@@ -19,6 +19,12 @@ DEFAULT_RESAMPLES = 2000
 ALPHA = 0.05
 
 
+def within_drop(accuracy, full_accuracy, max_drop: float):
+    """Whether ``accuracy`` stays within ``max_drop`` of the full model (the 1- and 3-point knees'
+    criterion); elementwise for arrays."""
+    return accuracy >= full_accuracy - max_drop - 1e-12
+
+
 def is_significant_drop(delta: float, p_value: float) -> bool:
     """Accuracy is lower and McNemar's test rejects "no change" at the 5% level."""
     return delta < 0 and p_value < ALPHA

@@ -22,8 +22,9 @@ def test_a_file_that_is_not_curves_is_refused(content, tmp_path):
         load_curves(path)
 
 
-def _point(accuracy: float, correct: np.ndarray) -> tuple[float, float, float, np.ndarray]:
-    return accuracy, 0.0, 1.0, correct
+def _point(accuracy: float, samples: int = 1000) -> tuple[float, float, float, np.ndarray]:
+    """A curve point whose first (1 - accuracy) x samples answers are wrong (the full model gets all right)."""
+    return accuracy, 0.0, 1.0, np.arange(samples) >= int(round((1 - accuracy) * samples))
 
 
 def test_refinement_covers_the_first_crossing_and_the_knee_after_a_dip():
@@ -31,12 +32,7 @@ def test_refinement_covers_the_first_crossing_and_the_knee_after_a_dip():
     the 1-point knee can be anywhere in 30..39, so that interval is refined as well as 10..20."""
     full = np.ones(1000, dtype=bool)
     grid = [0, 10, 20, 30, 40, 50]
-    accuracies = [1.0, 0.995, 0.985, 0.995, 0.95, 0.9]
-    points = []
-    for acc in accuracies:
-        correct = full.copy()
-        correct[: int(round((1 - acc) * 1000))] = False
-        points.append(_point(acc, correct))
+    points = [_point(acc) for acc in (1.0, 0.995, 0.985, 0.995, 0.95, 0.9)]
     ranges = _refine_ranges(grid, points, 1.0, full)
     assert (10, 20) in ranges and (30, 40) in ranges
 
@@ -44,6 +40,5 @@ def test_refinement_covers_the_first_crossing_and_the_knee_after_a_dip():
 def test_refinement_of_a_monotone_curve_is_one_interval_per_threshold():
     full = np.ones(1000, dtype=bool)
     grid = [0, 10, 20, 30]
-    points = [_point(1.0, full), _point(0.999, full), _point(0.98, full), _point(0.9, full)]
-    points = [(a, 0.0, 1.0, np.arange(1000) >= int(round((1 - a) * 1000))) for a, *_ in points]
+    points = [_point(acc) for acc in (1.0, 0.999, 0.98, 0.9)]
     assert _refine_ranges(grid, points, 1.0, full) == [(10, 20)]
