@@ -47,8 +47,9 @@ def repair_section(ctx: Context) -> None:
     with intervals, then the recovery step."""
     st.subheader("Repair", anchor=False)
     st.caption(
-        "Refit the kept heads' output projections so that every layer's attention output matches the full model's "
-        "on the calibration set (least squares, no training); accuracy is measured on the evaluation set."
+        "Refit, layer by layer, the kept heads' attention output projection and the feed-forward output projection "
+        "so that every layer's output matches the full model's on the calibration set (least squares, no training); "
+        "accuracy is measured on the evaluation set."
     )
     if not ctx.scheme.pruned:
         st.caption("Prune some heads first.")

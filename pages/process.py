@@ -128,8 +128,8 @@ def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
     total = curves.num_layers * curves.num_heads
     inner = len(pruning_steps(total, curves.params.step_fraction)) - 2
     st.info(
-        "A \"+ repair\" curve repairs every point of a strategy's curve: the kept heads' output projections are refitted by "
-        f"least squares on the calibration set ({len(ctx.sets.calibration)} rows, two passes over it), the model is pruned "
+        "A \"+ repair\" curve repairs every point of a strategy's curve: each layer's attention and feed-forward output projections are refitted by "
+        f"least squares on the calibration set ({len(ctx.sets.calibration)} rows, three passes over it), the model is pruned "
         f"for real and evaluated on the evaluation set ({len(ctx.sets.evaluation)} rows). That is {inner} repaired models "
         "per strategy (random: per seed), plus every K around a strategy's 1-point knee and first significant drop; "
         f"on the demo about {REPAIR_SECONDS_DEMO} s each on an idle 2-core CPU (fp32). Afterwards they are read from the cache."

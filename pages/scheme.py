@@ -271,7 +271,7 @@ def prune_options(record: SchemeRepair | None) -> tuple[bool, RecoveryParams | N
         "Repair before pruning",
         value=record is not None,
         key=f"scheme-prune-repair-{record is not None}",
-        help="Prune the repaired model: the kept heads' output projections refitted on the calibration set (reused when already computed).",
+        help="Prune the repaired model: each layer's attention and feed-forward output projections refitted on the calibration set (reused when already computed).",
     )
     recovery = record.recovery if record is not None and record.recovery is not None and record.recovery.completed else None
     if recovery is None:

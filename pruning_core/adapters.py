@@ -41,6 +41,8 @@ class ArchAdapter:
     heads_attr: str
     hidden_attr: str
     heads_count_attrs: tuple[str, ...]
+    ffn_out_path: str = "output.dense"
+    ffn_norm_path: str = "output.LayerNorm"
     head_kind: str = "sequence"
 
     def layers(self, model: nn.Module) -> list[nn.Module]:
@@ -60,6 +62,15 @@ class ArchAdapter:
 
     def out_proj(self, layer: nn.Module) -> nn.Linear:
         return _get(layer, self.out_proj_path)
+
+    def ffn_out(self, layer: nn.Module) -> nn.Linear:
+        """The feed-forward block's output projection (its input: the activations; its output is
+        added to the attention block's output and normalised by :meth:`ffn_norm`)."""
+        return _get(layer, self.ffn_out_path)
+
+    def ffn_norm(self, layer: nn.Module) -> nn.Module:
+        """The layer's last LayerNorm, whose input is the feed-forward output plus its residual."""
+        return _get(layer, self.ffn_norm_path)
 
     def out_proj_inside_core(self) -> bool:
         return self.out_proj_path.startswith(self.core_path + ".")
@@ -108,6 +119,8 @@ ADAPTERS: dict[str, ArchAdapter] = {
         heads_attr="n_heads",
         hidden_attr="dim",
         heads_count_attrs=("n_heads",),
+        ffn_out_path="ffn.lin2",
+        ffn_norm_path="output_layer_norm",
         head_kind="first_token_mlp",
     ),
 }

@@ -116,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--scheme", required=True, help="scheme JSON file")
     pr.add_argument("--out", required=True, help="output folder for the pruned model")
     pr.add_argument("--latency", action="store_true", help="also measure full vs pruned latency (batch 1/32, length 64/128)")
-    pr.add_argument("--repair", action="store_true", help="refit the kept heads' output projections on the calibration set first")
+    pr.add_argument(
+        "--repair",
+        action="store_true",
+        help="refit each layer's attention and feed-forward output projections on the calibration set first",
+    )
     _add_data(pr)
     _add_calibration(pr)
     _add_repair(pr)
@@ -186,7 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_repair(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repair-variant", default="full", choices=("full", "scale"), help="least squares (full) or one scale per head")
+    parser.add_argument(
+        "--repair-variant",
+        default="full",
+        choices=("full", "attention", "scale"),
+        help="least squares on the attention and feed-forward output projections (full), on the attention one only, or one scale per head",
+    )
     parser.add_argument(
         "--repair-target",
         default="attention",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pruning_core import DiskCache, load_dataset, load_model
-from pruning_core.batching import encode
+from pruning_core.batching import collate, encode
 from pruning_core.data import TextDataset
 from pruning_core.efficiency import count_parameters
 from pruning_core.evaluation import forward_logits
@@ -46,7 +46,7 @@ def _one_head_left(shape) -> np.ndarray:
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("make_mask", [_empty_layer, _one_head_left], ids=["empty-layer", "one-head-left"])
-@pytest.mark.parametrize("variant", ["full", "scale"])
+@pytest.mark.parametrize("variant", ["full", "attention", "scale"])
 def test_repaired_masked_equals_repaired_pruned(arch, make_mask, variant, tiny_dirs, sst2_small, calibration):
     lm = load_model(tiny_dirs[arch])
     fingerprint = model_fingerprint(lm.model)
@@ -156,6 +156,50 @@ def test_duplicate_head_is_recovered_exactly(tiny_dirs, sst2_small, calibration)
     repaired = repaired_pruned(lm, repair)
     assert np.abs(forward_logits(repaired, encode(repaired, sst2_small)) - full).max() <= 1e-5
     assert np.all(repair.error_after <= 1e-9)
+    assert np.all(repair.ffn_error_after <= 1e-9), "the feed-forward target is then the full model's own output"
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
+def test_the_full_repair_also_refits_the_feed_forward_output(arch, tiny_dirs, sst2_small, calibration):
+    lm = load_model(tiny_dirs[arch])
+    keep = _empty_layer(lm.shape)
+    full_repair = repair_scheme(lm, keep, calibration, variant="full")
+    attention_only = repair_scheme(lm, keep, calibration, variant="attention")
+
+    def ffn_weights(model) -> list[np.ndarray]:
+        return [lm.adapter.ffn_out(layer).weight.detach().numpy().copy() for layer in lm.adapter.layers(model)]
+
+    original = ffn_weights(lm.model)
+    assert not attention_only.ffn_weights and attention_only.ffn_error_after is None
+    for before, after in zip(original, ffn_weights(repaired_pruned(lm, attention_only).model), strict=True):
+        np.testing.assert_array_equal(before, after)
+    refitted = ffn_weights(repaired_pruned(lm, full_repair).model)
+    assert max(np.abs(a - b).max() for a, b in zip(original, refitted, strict=True)) > 1e-4
+    assert np.all(full_repair.ffn_error_after <= full_repair.ffn_error_before + 1e-9)
+    np.testing.assert_allclose(full_repair.weights[0], attention_only.weights[0], atol=1e-5)  # same inputs below layer 1
+
+    def norm_input(model) -> torch.Tensor:
+        """Layer 0's last-LayerNorm input on the calibration tokens (layer 0 sees unrepaired inputs)."""
+        seen = []
+        norm = lm.adapter.ffn_norm(lm.adapter.layers(model)[0])
+        handle = norm.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+        batch = collate(encode(lm, calibration), np.arange(len(calibration)), lm.pad_id, lm.device)
+        try:
+            with torch.inference_mode():
+                model(**batch)
+        finally:
+            handle.remove()
+        return seen[0][batch["attention_mask"].bool()].double()
+
+    target = norm_input(lm.model)
+
+    def squared_error(repair) -> float:
+        return float(((norm_input(repaired_pruned(lm, repair).model) - target) ** 2).sum())
+
+    before, after = squared_error(attention_only), squared_error(full_repair)
+    assert after < before
+    fitted = full_repair.ffn_error_after[0] / full_repair.ffn_error_before[0]
+    assert after / before == pytest.approx(fitted, rel=1e-3), "the fit's error is the model's real error"
 
 
 class _Untouchable(TextDataset):
