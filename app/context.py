@@ -6,6 +6,7 @@ model, dataset or analysis shows its message and stops the page instead of a tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -130,6 +131,17 @@ def page_bundle(ctx: Context) -> AnalysisBundle:
 def show_error(exc: BhpvasError) -> None:
     """An error message; it may quote user input, so it is shown literally (never as Markdown)."""
     st.error(code_span(str(exc)), icon=":material/error:")
+
+
+def rerun_after(action: Callable[[], object]) -> None:
+    """Run a button's ``action`` and rerun the script to draw its result; if it fails with a
+    :class:`BhpvasError`, show the message instead and let the rest of the page draw as it was."""
+    try:
+        action()
+    except BhpvasError as exc:
+        show_error(exc)
+        return
+    st.rerun()
 
 
 def evidence_page(title: str, question: str) -> tuple[Context, AnalysisBundle]:

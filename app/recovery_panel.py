@@ -17,11 +17,10 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from app.context import Context, show_error
+from app.context import Context, rerun_after
 from app.repaired import Recovered, SchemeRepair
 from app.resources import progress_bar, queued_job
 from app.views.compensation import visualize_compensation
-from pruning_core import BhpvasError
 from pruning_core.evaluation import evaluate
 from pruning_core.recovery import RecoveryParams, compensation, recover
 from pruning_core.repair import repaired_pruned
@@ -113,12 +112,7 @@ def recovery_section(ctx: Context, record: SchemeRepair) -> None:
         help=f"Optimiser steps, each on {RecoveryParams().batch_size} calibration sentences.",
     )
     if right.button("Recover (fine-tune)", key="scheme-recover", icon=":material/model_training:"):
-        try:
-            run_recovery(ctx, record, RecoveryParams(steps=int(steps)))
-        except BhpvasError as exc:
-            show_error(exc)
-            return
-        st.rerun()
+        rerun_after(lambda: run_recovery(ctx, record, RecoveryParams(steps=int(steps))))
     if record.recovery is None:
         return
     st.text(recovery_text(record.recovery))

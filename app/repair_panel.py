@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.context import Context, show_error
+from app.context import Context, rerun_after
 from app.recovery_panel import recovery_section
 from app.repaired import SchemeRepair, change_against_full, current_repair, repair_key, store_repair
 from app.resources import progress_bar, queued_job
 from app.sidebar import change_text
 from app.views.table import visualize_table
-from pruning_core import BhpvasError
 from pruning_core.evaluation import evaluate
 from pruning_core.repair import repair_scheme, repaired_pruned
 
@@ -55,12 +54,7 @@ def repair_section(ctx: Context) -> None:
         st.caption("Prune some heads first.")
         return
     if st.button("Repair the current scheme", key="scheme-repair", icon=":material/build:"):
-        try:
-            store_repair(repaired_record(ctx))
-        except BhpvasError as exc:
-            show_error(exc)
-            return
-        st.rerun()
+        rerun_after(lambda: store_repair(repaired_record(ctx)))
     record = current_repair(ctx)
     if record is None:
         return

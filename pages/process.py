@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.context import Context, page_bundle, page_context, show_error
+from app.context import Context, page_bundle, page_context, rerun_after
 from app.keys import Head
 from app.resources import known_curves, pruning_curves, repaired_pruning_curves, results_source
 from app.state import set_scheme, set_scheme_b
 from app.views.curves import METRICS, curves_figure, step_grids
 from app.views.figure import show_figure
 from app.views.table import visualize_table
-from pruning_core import BhpvasError
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.curves import Curves, pruning_steps
 from pruning_core.defaults import DEFAULT_STRATEGIES, OFFERED_STRATEGIES
@@ -49,12 +48,7 @@ def compute_offer(ctx: Context, bundle: AnalysisBundle) -> None:
         key="process-compute-strategies",
     )
     if st.button("Compute the pruning curves", type="primary", key="process-compute", icon=":material/play_arrow:", disabled=not chosen):
-        try:
-            pruning_curves(ctx.lm, ctx.sets, bundle, chosen)
-        except BhpvasError as exc:
-            show_error(exc)
-            st.stop()
-        st.rerun()
+        rerun_after(lambda: pruning_curves(ctx.lm, ctx.sets, bundle, chosen))
 
 
 def load_panel(ctx: Context, curves: Curves, names: list[str], step: int) -> None:
@@ -144,12 +138,7 @@ def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
     points = sum(len(curves.curves[name].orders) for name in chosen) * inner
     label = f"Add the + repair curves ({points} repaired models and the refinement)"
     if st.button(label, key="process-repair", icon=":material/build:", disabled=not chosen):
-        try:
-            repaired_pruning_curves(ctx.lm, ctx.sets, curves, chosen)
-        except BhpvasError as exc:
-            show_error(exc)
-            st.stop()
-        st.rerun()
+        rerun_after(lambda: repaired_pruning_curves(ctx.lm, ctx.sets, curves, chosen))
 
 
 def gain_cell(row: dict, kind: str) -> str:

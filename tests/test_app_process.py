@@ -79,7 +79,7 @@ def test_the_button_adds_the_repaired_curves_and_the_page_draws_them(tiny_bert_d
     _button(at, "Compute the pruning curves").click().run()
     assert not at.exception and not at.error
     assert not [name for name in _lines(at) if name.endswith("+ repair")] and not at.toggle
-    assert any("two passes over it" in i.value for i in at.info), "the offer explains the cost"
+    assert any("three passes over it" in i.value for i in at.info), "the offer explains the cost"
     assert at.multiselect(key="process-repair-strategies").value == ["importance", "random"]
     _button(at, "Add the + repair curves").click().run()
     assert not at.exception and not at.error

@@ -46,3 +46,27 @@ def test_two_curve_points_match_what_was_shipped(shipped):
         result = evaluate(lm, evaluation, scheme, cache=DiskCache(enabled=False), incremental=False)
         shipped_accuracy = float(curve.accuracy[curve.representative][index])
         assert abs(result.accuracy - shipped_accuracy) <= 2 / len(evaluation) + 1e-9, (k, result.accuracy, shipped_accuracy)
+
+
+def test_a_repaired_curve_point_matches_what_was_shipped(shipped):
+    """The "+ repair" curves are shipped too: one point, repaired and evaluated with today's code."""
+    from pruning_core.repair_curves import repaired_accuracy, repaired_curves
+
+    lm, evaluation, calibration, opened = shipped
+    settings = opened.curves.extra["repair"]
+    curve = repaired_curves(opened.curves)["importance"]
+    index = int(np.argmin(np.abs(np.array(curve.ks) - 50)))
+    k = curve.ks[index]
+    scheme = Scheme(opened.curves.num_layers, opened.curves.num_heads, frozenset(curve.pruned_at(k)))
+    result, _ = repaired_accuracy(
+        lm,
+        evaluation,
+        calibration,
+        scheme,
+        settings["variant"],
+        settings["ridge"],
+        cache=DiskCache(enabled=False),
+        target=settings["target"],
+    )
+    shipped_accuracy = float(curve.accuracy[curve.representative][index])
+    assert abs(result.accuracy - shipped_accuracy) <= 2 / len(evaluation) + 1e-9, (k, result.accuracy, shipped_accuracy)
