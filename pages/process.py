@@ -114,7 +114,7 @@ def knee_rows(table: list[dict], names: list[str]) -> list[dict]:
     return rows
 
 
-REPAIR_SECONDS_DEMO = 7
+REPAIR_SECONDS_DEMO = 18
 
 
 def repair_offer(ctx: Context, curves: Curves, missing: list[str]) -> None:
