@@ -15,37 +15,20 @@ import argparse
 import json
 import time
 
-import numpy as np
+from held_out import demo_setup, kl
 
-from pruning_core import DiskCache, evaluate, load_dataset, load_model
-from pruning_core.repair import TeacherTargets, calibration_for, repair_scheme, repaired_pruned
+from pruning_core import DiskCache, evaluate
+from pruning_core.repair import TeacherTargets, repair_scheme, repaired_pruned
 from pruning_core.schemes import Scheme
-from pruning_core.scores import head_importance
-from pruning_core.strategies import by_importance
 
 VARIANTS = (("attention", "attention"), ("full", "attention"), ("attention", "residual"), ("full", "residual"))
-
-
-def kl(p: np.ndarray, q: np.ndarray) -> float:
-    p, q = np.clip(p, 1e-9, 1), np.clip(q, 1e-9, 1)
-    return float((p * (np.log(p) - np.log(q))).sum(-1).mean())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", default="40,50,60", help="heads pruned (importance order)")
     args = parser.parse_args()
-    lm = load_model("demo", precision="fp32")
-    dev = load_dataset("sst2")
-    calibration = calibration_for(dev)
-    train = load_dataset("sst2:train")
-    used = set(calibration.texts)
-    candidates = np.random.default_rng(7).permutation(len(train))[:3000]
-    held = train.subset(np.sort(np.array([i for i in candidates if train.texts[i] not in used][:1000])), name="sst2:train[1000 held out]")
-    full_dev, full_held = evaluate(lm, dev), evaluate(lm, held)
-    print(json.dumps({"precision": "fp32", "full_dev": full_dev.accuracy, "full_held_out_train": full_held.accuracy}), flush=True)
-    heads = [(layer, head) for layer in range(lm.num_layers) for head in range(lm.num_heads)]
-    order = by_importance(head_importance(lm, calibration).normalized, heads)
+    lm, dev, calibration, held, full_held, order = demo_setup()
     teachers = {target: TeacherTargets() for target in ("attention", "residual")}
     uncached = DiskCache(enabled=False)
     for k in (int(k) for k in args.ks.split(",") if k):
