@@ -329,7 +329,7 @@ class TeacherTargets:
         self._value: tuple[list[Start], list[LayerTargets]] | None = None
 
     def layers(
-        self, lm: LoadedModel, calibration: TextDataset, encoded, batches: list[np.ndarray], target: str, ffn: bool = False
+        self, lm: LoadedModel, calibration: TextDataset, encoded, batches: list[np.ndarray], target: str, ffn: bool
     ) -> tuple[list[Start], Iterable[LayerTargets]]:
         """The batches' starts and, per layer, the targets' rows (stored, or a generator that
         recomputes them when they do not fit)."""

@@ -7,6 +7,7 @@ import pytest
 
 from pruning_core import DiskCache, evaluate, load_model
 from pruning_core.batching import encode
+from pruning_core.repair_curves import repaired_accuracy, repaired_curves
 from pruning_core.results import DEMO_RESULTS, MANIFEST, demo_sets, open_results, shipped_results
 from pruning_core.schemes import Scheme
 from pruning_core.scores import example_gate_gradients
@@ -50,8 +51,6 @@ def test_two_curve_points_match_what_was_shipped(shipped):
 
 def test_a_repaired_curve_point_matches_what_was_shipped(shipped):
     """The "+ repair" curves are shipped too: one point, repaired and evaluated with today's code."""
-    from pruning_core.repair_curves import repaired_accuracy, repaired_curves
-
     lm, evaluation, calibration, opened = shipped
     settings = opened.curves.extra["repair"]
     curve = repaired_curves(opened.curves)["importance"]
