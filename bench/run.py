@@ -113,13 +113,40 @@ def base_sized_model(folder: str) -> str:
     return folder
 
 
+class EvaluationClock:
+    """Seconds spent in the curves' masked evaluations, split into the 10 % grid, the knee
+    refinement and the fp32 confirmation (the bench wraps the two modules' ``evaluate``)."""
+
+    def __init__(self, grid: list[int]):
+        self.grid = set(grid)
+        self.seconds = {"grid": 0.0, "refinement": 0.0, "fp32_confirmation": 0.0}
+        self.calls = dict.fromkeys(self.seconds, 0)
+
+    def wrap(self, module, fixed_kind: str | None = None):
+        original = module.evaluate
+
+        def timed(lm, dataset, scheme=None, **kwargs):
+            start = time.perf_counter()
+            result = original(lm, dataset, scheme, **kwargs)
+            pruned = 0 if scheme is None else len(scheme.pruned)
+            kind = fixed_kind or ("grid" if pruned in self.grid else "refinement")
+            self.seconds[kind] += time.perf_counter() - start
+            self.calls[kind] += int(not result.from_cache)
+            return result
+
+        module.evaluate = timed
+        return lambda: setattr(module, "evaluate", original)
+
+
 def whole_analysis(lm, source: str, dataset) -> dict:
     """Analysis plus every default strategy's curves as the app computes them, cold (an empty
     cache, nothing remembered): scores on the calibration set, curves on the evaluation set, the
     knees confirmed in fp32 when the precision is lower; then reopened warm."""
+    from pruning_core import confirm as confirm_module
+    from pruning_core import curves as curves_module
     from pruning_core.analysis import analyze
     from pruning_core.calibration import data_sets
-    from pruning_core.curves import compute_curves
+    from pruning_core.curves import CurveParams, compute_curves, pruning_steps
 
     sets = data_sets(source, dataset)
     described = sets.describe()
@@ -129,8 +156,14 @@ def whole_analysis(lm, source: str, dataset) -> dict:
         start = time.perf_counter()
         bundle = analyze(lm, sets.calibration, cache=cache, calibration=described["calibration"])
         analysis_cold = time.perf_counter() - start
+        clock = EvaluationClock(pruning_steps(lm.num_layers * lm.num_heads, CurveParams().step_fraction))
+        restore = [clock.wrap(curves_module), clock.wrap(confirm_module, "fp32_confirmation")]
         start = time.perf_counter()
-        curves = compute_curves(lm, sets.evaluation, bundle, cache=cache, calibration=sets.calibration, descriptions=described)
+        try:
+            curves = compute_curves(lm, sets.evaluation, bundle, cache=cache, calibration=sets.calibration, descriptions=described)
+        finally:
+            for undo in restore:
+                undo()
         curves_cold = time.perf_counter() - start
         start = time.perf_counter()
         again = analyze(lm, sets.calibration, cache=cache, calibration=described["calibration"])
@@ -146,6 +179,10 @@ def whole_analysis(lm, source: str, dataset) -> dict:
         "curves_per_strategy_s": {k: round(v.seconds, 1) for k, v in curves.curves.items()},
         "dsp": curves.extra.get("dsp"),
         "total_cold_s": round(analysis_cold + curves_cold, 1),
+        "curve_evaluations_s": {kind: round(v, 1) for kind, v in clock.seconds.items()},
+        "curve_evaluations_computed": clock.calls,
+        "orders_s": round(curves_cold - sum(clock.seconds.values()), 1),
+        "grid_only_cold_s": round(analysis_cold + curves_cold - clock.seconds["refinement"] - clock.seconds["fp32_confirmation"], 1),
         "reopen_warm_s": round(warm, 2),
         "knee": curves.knee_table(),
         "fp32_confirmation": curves.extra.get("fp32_confirmation"),
@@ -180,6 +217,10 @@ def main() -> int:
         a = result["analysis"]
         print(f"{lm.precision}: analysis cold {a['analysis_cold_s']} s {a['analysis_parts_s']}; curves cold {a['curves_cold_s']} s")
         print(f"per strategy: {a['curves_per_strategy_s']}; total cold {a['total_cold_s']} s; reopen {a['reopen_warm_s']} s")
+        print(
+            f"orders learned {a['orders_s']} s; evaluations {a['curve_evaluations_s']} ({a['curve_evaluations_computed']} computed); "
+            f"analysis + orders + the 10 % grid (no refinement, no fp32 confirmation) {a['grid_only_cold_s']} s"
+        )
         return 0
     eager = load_model(source, attn_implementation="eager", precision="fp32")
     encoded = encode(lm, dataset)

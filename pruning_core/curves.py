@@ -399,6 +399,7 @@ def compute_curves(
         data=dataset.fingerprint,
         calibration=calibration_set.fingerprint,
         params=asdict(params),
+        versions={name: REGISTRY[name].version for name in params.strategies if name in REGISTRY},
         bundle=bundle.model_fingerprint,
         bundle_data=bundle.data_fingerprint,
         precision=lm.precision,

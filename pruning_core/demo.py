@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batching import bucketed_batches
 from .data import load_dataset
 from .progress import ProgressFn, no_progress
 
@@ -53,21 +54,6 @@ def demo_available(path: Path = DEMO_DIR) -> bool:
 
 def read_card(path: Path = DEMO_DIR) -> dict:
     return json.loads((path / CARD_FILE).read_text())
-
-
-def _bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of similar-length rows: shuffle, sort within windows of 50 batches, shuffle batches.
-
-    Cuts padding (most SST-2 train rows are short phrases) while keeping batches random.
-    """
-    order = rng.permutation(len(lengths))
-    window = 50 * batch_size
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _dev_accuracy(model, tokenizer, max_length: int) -> float:
@@ -122,7 +108,7 @@ def prepare_demo(out_dir: Path = DEMO_DIR, recipe: Recipe = Recipe(), progress: 
     running = 0.0
     while step < total_steps:
         batches = (
-            _bucketed_batches(lengths, recipe.batch_size, generator)
+            bucketed_batches(lengths, recipe.batch_size, generator)
             if recipe.batching == "bucketed"
             else np.array_split(generator.permutation(len(lengths)), steps_per_epoch)
         )

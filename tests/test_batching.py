@@ -27,6 +27,22 @@ def test_length_batches_subset_returns_dataset_indices():
     assert batches[0].tolist() == [1], "longest first"
 
 
+def test_bucketed_batches_cover_every_row_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.geometric(0.08, size=2000) + 2  # short phrases with a long tail, like SST-2 train
+    batches = batching.bucketed_batches(lengths, 32, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert max(len(b) for b in batches) == 32
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    shuffled = np.array_split(rng.permutation(len(lengths)), len(batches))
+    padded_plain = sum(len(b) * lengths[b].max() for b in shuffled)
+    assert padded < 0.6 * padded_plain
+    again = batching.bucketed_batches(lengths, 32, np.random.default_rng(1))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again)), "reproducible from the generator"
+    other = batching.bucketed_batches(lengths, 32, np.random.default_rng(2))
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, other)), "another seed, other batches"
+
+
 def test_collate_pads_to_the_longest_sample_of_the_batch(tiny_bert, sst2_small):
     encoded = batching.encode(tiny_bert, sst2_small)
     indices = np.array([0, 1, 2])

@@ -159,7 +159,16 @@ def test_curves_knee_table_and_round_trip(tiny_bert, tiny_bundle, tmp_path, isol
     again = load_curves(path)
     assert again.knee_table() == table
     cached = compute_curves(tiny_bert, data, bundle, params)
-    assert cached.knee_table() == table
+    assert cached.knee_table() == table and cached.seconds == curves.seconds
+
+
+def test_a_new_strategy_version_is_not_served_from_the_curves_cache(tiny_bert, tiny_bundle, monkeypatch):
+    data, bundle = tiny_bundle
+    params = CurveParams(step_fraction=0.25, strategies=("importance",))
+    first = compute_curves(tiny_bert, data, bundle, params)
+    assert compute_curves(tiny_bert, data, bundle, params).seconds == first.seconds, "served from the cache"
+    monkeypatch.setattr(REGISTRY["importance"], "version", REGISTRY["importance"].version + 1)
+    assert compute_curves(tiny_bert, data, bundle, params).seconds != first.seconds, "computed again"
 
 
 def test_report_writes_json_html_and_checkpoint(tiny_bert, sst2_small, tmp_path):

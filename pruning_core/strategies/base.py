@@ -59,6 +59,9 @@ class Strategy(ABC):
     label: ClassVar[str]
     description: ClassVar[str]
     exact_k: ClassVar[bool] = False
+    version: ClassVar[int] = 1
+    """Raised when the order the strategy computes changes: part of the curves' cache key, so a
+    cached (or shipped) curve of an older version is not reused."""
 
     @abstractmethod
     def order(self, ctx: StrategyContext) -> list[Head]: ...

@@ -4,7 +4,10 @@ per-head logits ``w`` are learned.
 Each step draws Gumbel noise, builds a soft top-K mask by K successive softmaxes at temperature
 tau (each step down-weights what earlier steps took), gates the heads with it and descends the
 task loss. tau is annealed geometrically (1000 -> 0.1); the normalised-momentum step size decays
-to zero on a cosine schedule. Gates are learned on the calibration set. The final scheme keeps
+to zero on a cosine schedule. Gates are learned on the calibration set, in batches of rows of
+similar length (shuffled epochs, :func:`~pruning_core.batching.bucketed_batches`: every row once
+per epoch; on the demo's calibration set 7 % of the padded tokens are padding, against 68 % in
+plain random batches, so a step costs about 0.4 as much). The final scheme keeps
 exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for that K); for a curve,
 heads are pruned in ascending order of ``w`` learned at K = half the heads, so only that point
 is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import collate, encode
+from ..batching import bucketed_batches, collate, encode
 from ..cache import DiskCache, cache_key, cached_part
 from ..data import TextDataset
 from ..evaluation import forward_logits
@@ -102,6 +105,7 @@ def train_dsp(
         tau=[tau_start, tau_end],
         lr_schedule="cosine",
         clamp=False,
+        batches="bucketed",
         seed=seed,
         objective=objective,
     )
@@ -140,9 +144,12 @@ def _train(
     velocity = torch.zeros_like(logits)
     pad_id = lm.pad_id
     decay = (tau_end / tau_start) ** (1.0 / max(steps - 1, 1))
+    batches: list[np.ndarray] = []
     for step in range(steps):
         tau = tau_start * decay**step
-        indices = rng.choice(len(encoded), size=min(batch_size, len(encoded)), replace=False)
+        if not batches:
+            batches = bucketed_batches(encoded.lengths, batch_size, rng)
+        indices = batches.pop()
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
         uniform = torch.rand(logits.shape, generator=generator).clamp(1e-10, 1 - 1e-10).to(lm.device)
@@ -174,6 +181,7 @@ class DifferentiableSubset(Strategy):
     label = "Differentiable subset (DSP)"
     description = "Li et al. 2021: learned head logits with a Gumbel soft top-K at an annealed temperature; the model stays frozen."
     exact_k = True
+    version = 2  # 2: batches of similar-length rows (1: plain random batches)
 
     def __init__(self, keep_fraction: float = 0.5, steps: int = 200, seed: int = 0):
         self.keep_fraction = keep_fraction
