@@ -32,11 +32,11 @@ from pruning_core.evaluation import forward_logits
 from pruning_core.incremental import prefix_store
 
 
-def matmul_peak(seconds: float = 3.0) -> float:
-    """Achieved fp32 GFLOP/s of a large matrix product on this device (best of repeats)."""
+def matmul_peak(seconds: float = 3.0, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of a large matrix product in ``dtype`` on this device (best of repeats)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    a = torch.randn(2048, 2048, device=device)
-    b = torch.randn(2048, 2048, device=device)
+    a = torch.randn(2048, 2048, device=device).to(dtype)
+    b = torch.randn(2048, 2048, device=device).to(dtype)
     best = 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -73,6 +73,21 @@ def timed(fn, repeats: int) -> tuple[float, object]:
         value = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), value
+
+
+def interleaved(fns: list, repeats: int) -> list:
+    """Time ``fns`` in rounds (each once per round, in turn), so that a machine slowing down or
+    speeding up during the run affects all of them alike: per function the median seconds and its
+    last value, then per round the first function's speed-up over the last."""
+    times: list[list[float]] = [[] for _ in fns]
+    values: list[object] = [None] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            values[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    per_round = [last / first for first, last in zip(times[0], times[-1])]
+    return [(statistics.median(t), v) for t, v in zip(times, values)] + [per_round]
 
 
 def masked_flops(lm, encoded, keep: np.ndarray) -> float:
@@ -242,15 +257,20 @@ def main() -> int:
                 path.unlink()
         return evaluate(lm, dataset, scheme, cache=cache, **kwargs)
 
-    peak = matmul_peak()
+    peak = matmul_peak(dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(lm.precision, torch.float32))
     rows = []
     tokens = int(encoded.lengths.sum())
     for keep in masks:
         scheme = Scheme.from_mask(keep)
         fresh(scheme, incremental=False)
-        ours_s, ours = timed(lambda scheme=scheme: fresh(scheme, incremental=False), args.repeats)
-        plain_s, plain_logits = timed(lambda keep=keep: forward_logits(lm, encoded, keep, compact=False), args.repeats)
-        ref_s, (ref_acc, ref_preds) = timed(lambda keep=keep: reference_evaluate(eager, dataset, keep), max(1, args.repeats - 1))
+        (ours_s, ours), (plain_s, plain_logits), (ref_s, (ref_acc, ref_preds)), ratios = interleaved(
+            [
+                lambda scheme=scheme: fresh(scheme, incremental=False),
+                lambda keep=keep: forward_logits(lm, encoded, keep, compact=False),
+                lambda keep=keep: reference_evaluate(eager, dataset, keep),
+            ],
+            args.repeats,
+        )
         performed = compact_flops(lm, encoded, keep)
         rows.append(
             {
@@ -259,6 +279,7 @@ def main() -> int:
                 "plain_gated_s": round(plain_s, 3),
                 "reference_s": round(ref_s, 3),
                 "speedup_vs_reference": round(ref_s / ours_s, 2),
+                "speedup_per_round": [round(r, 2) for r in ratios],
                 "tokens_per_s": round(tokens / ours_s),
                 "gflop_performed": round(performed / 1e9, 1),
                 "gflop_full_forward": round(masked_flops(lm, encoded, keep) / 1e9, 1),
@@ -309,6 +330,7 @@ def main() -> int:
         "data": f"{dataset.name} ({len(dataset)} rows, {int(encoded.lengths.sum())} tokens)",
         "precision": lm.precision,
         "matmul_peak_gflops": round(peak, 1),
+        "matmul_peak_precision": lm.precision,
         "precision_check": precision_check,
         "masked_evaluation": rows,
         "one_head_toggle": toggles,
@@ -318,7 +340,7 @@ def main() -> int:
     if args.analysis:
         result["analysis"] = whole_analysis(lm, args.data, dataset)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['machine']}; {lm.precision}; matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
+    print(f"{result['machine']}; {lm.precision}; {lm.precision} matmul peak {result['matmul_peak_gflops']} GFLOP/s; {result['data']}")
     print(
         f"{'pruned':>6} {'ours s':>8} {'plain s':>8} {'ref s':>8} {'speed-up':>8} {'tok/s':>8} {'GFLOP/s':>8} {'% peak':>7} "
         f"{'acc':>7} {'ref acc':>7} {'max dp':>8}"

@@ -1,10 +1,13 @@
 """Compact evaluation: run a binary keep-mask as the smaller model it describes.
 
-Two savings, exact up to float rounding:
+Exact up to float rounding, three savings:
 
 - gated-off heads are sliced out of q/k/v and the output projection, in a structural copy of the
   model that shares every other tensor with the cached model (a few MB per mask, never a write
-  into the shared model);
+  into the shared model); each layer's q/k/v run as one product;
+- padding is dropped: between the embeddings and the classifier the hidden states are *packed*,
+  (tokens, hidden) with only the real tokens, and padded again only inside attention, so the
+  position-wise products (q/k/v, output projection, feed-forward) do no work on padding;
 - the classifier reads only the first token, so the last layer computes its query, attention,
   output projection and feed-forward for that token alone (keys and values for every token).
 
@@ -25,33 +28,89 @@ from torch import nn
 from .adapters import ArchAdapter, _get, _set
 from .loading import LoadedModel
 from .lru import LRUCache
-from .surgery import shrunk_copy
+from .surgery import shrunk_copy, weight_sharing_copy
 
 COMPACT_MODELS_KEPT = 4
 _LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Where a collated batch's real tokens are: ``index`` into the flattened (batch x length)
+    positions, ``starts`` the packed position of each row's first token, ``key_mask`` for attention."""
+
+    index: torch.Tensor
+    starts: torch.Tensor
+    key_mask: torch.Tensor
+    batch: int
+    length: int
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> Packing:
+        mask = attention_mask.bool()
+        lengths = mask.sum(1)
+        return cls(mask.reshape(-1).nonzero().squeeze(1), torch.cumsum(lengths, 0) - lengths, mask[:, None, None, :], *mask.shape)
+
+    def pack(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(batch, length, d) -> (tokens, d); packed input is returned as it is."""
+        return hidden if hidden.dim() == 2 else hidden.reshape(self.batch * self.length, -1)[self.index]
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        """(tokens, d) -> (batch, length, d) with zeros at padding; padded input is returned as it is."""
+        if packed.dim() == 3:
+            return packed
+        padded = packed.new_zeros(self.batch * self.length, packed.shape[-1])
+        padded[self.index] = packed
+        return padded.view(self.batch, self.length, -1)
+
+
 @dataclass
 class CompactModel:
-    """A mask's model: ``body`` stops before the last encoder layer; ``layers`` are all of them."""
+    """A mask's model: ``embedder`` is the model with no encoder layer (its output is the first
+    layer's input), ``layers`` the shrunk layers, ``qkv`` each layer's q/k/v stacked into one product."""
 
     body: nn.Module
+    embedder: nn.Module
     layers: list[nn.Module]
+    qkv: list[tuple[torch.Tensor, torch.Tensor | None, int]]
     adapter: ArchAdapter
     head_dim: int
 
-    def hidden_before_last(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The input of the last encoder layer for a collated batch."""
-        out = self.body.base_model(**batch)
-        return out[0] if isinstance(out, tuple) else out.last_hidden_state
+    def embed(self, batch: dict[str, torch.Tensor], packing: Packing) -> torch.Tensor:
+        """The first layer's input, packed."""
+        out = self.embedder.base_model(**batch)
+        return packing.pack(out[0] if isinstance(out, tuple) else out.last_hidden_state)
 
-    def finish(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits from the last layer's input: that layer for the first token, then the classifier."""
-        first = first_token_layer(self.adapter, self.layers[-1], hidden, attention_mask.bool()[:, None, None, :], self.head_dim)
-        return self.adapter.classify(self.body, first)
+    def layer(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
+        """One layer on packed hidden states; ``first_only``: its output for each row's first token (rows, d)."""
+        layer = self.layers[index]
+        weight, bias, heads = self.qkv[index]
+        core = self.adapter.attention_core(layer)
+        context = _packed_attention(
+            hidden, weight, bias, heads, self.head_dim, getattr(core, "scaling", self.head_dim**-0.5), packing, first_only
+        )
+        return _block_output(self.adapter, layer, context, hidden[packing.starts] if first_only else hidden)
+
+    def forward_from(
+        self, batch: dict[str, torch.Tensor], start: int = 0, hidden: torch.Tensor | None = None, record: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Logits of a collated batch, from layer ``start`` with that layer's input ``hidden``
+        (packed or padded; default: the embeddings). ``record`` receives the input of every layer
+        from ``start`` on, packed."""
+        packing = Packing.of(batch["attention_mask"])
+        hidden = self.embed(batch, packing) if hidden is None else packing.pack(hidden)
+        last = len(self.layers) - 1
+        for index in range(start, last):
+            if record is not None:
+                record.append(hidden)
+            hidden = self.layer(index, hidden, packing)
+        if record is not None:
+            record.append(hidden)
+        first = self.layer(last, hidden, packing, first_only=True)
+        return self.adapter.classify(self.body, first[:, None, :])
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.finish(self.hidden_before_last(batch), batch["attention_mask"])
+        return self.forward_from(batch)
 
 
 def _as_array(gates) -> np.ndarray:
@@ -79,8 +138,15 @@ def supports_compact(lm: LoadedModel, gates=None) -> bool:
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
     model = shrunk_copy(lm.model, lm.adapter, lm.kept_heads, lm.head_dim, keep, share_weights=True)
     layers = lm.adapter.layers(model)
-    _set(model.base_model, lm.adapter.layers_path, nn.ModuleList(layers[:-1]))
-    return CompactModel(model, layers, lm.adapter, lm.head_dim)
+    embedder = weight_sharing_copy(model)
+    _set(embedder.base_model, lm.adapter.layers_path, nn.ModuleList())
+    stacked = []
+    for layer in layers:
+        q_lin, k_lin, v_lin = lm.adapter.qkv(layer)
+        weight = torch.cat([q_lin.weight, k_lin.weight, v_lin.weight]).detach()
+        bias = torch.cat([q_lin.bias, k_lin.bias, v_lin.bias]).detach() if q_lin.bias is not None else None
+        stacked.append((weight, bias, q_lin.out_features // lm.head_dim))
+    return CompactModel(model, embedder, layers, stacked, lm.adapter, lm.head_dim)
 
 
 def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
@@ -97,31 +163,39 @@ def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
     return built
 
 
-def _first_token_context(
-    core: nn.Module, q_lin: nn.Linear, k_lin: nn.Linear, v_lin: nn.Linear, hidden: torch.Tensor, key_mask: torch.Tensor, head_dim: int
+def _packed_attention(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    heads: int,
+    head_dim: int,
+    scale: float,
+    packing: Packing,
+    first_only: bool,
 ) -> torch.Tensor:
-    batch, length, _ = hidden.shape
-    heads = q_lin.out_features // head_dim
+    """The heads' context vectors from packed hidden states: (tokens, heads x head_dim), or one
+    row per sequence (its first token) with ``first_only``."""
+    rows = packing.batch if first_only else hidden.shape[0]
     if heads == 0:
-        return hidden.new_zeros(batch, 1, 0)
-    query = q_lin(hidden[:, :1]).view(batch, 1, heads, head_dim).transpose(1, 2)
-    key = k_lin(hidden).view(batch, length, heads, head_dim).transpose(1, 2)
-    value = v_lin(hidden).view(batch, length, heads, head_dim).transpose(1, 2)
-    scale = getattr(core, "scaling", head_dim**-0.5)
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, scale=scale)
-    return context.transpose(1, 2).reshape(batch, 1, heads * head_dim)
+        return hidden.new_zeros(rows, 0)
+    qkv = packing.unpack(F.linear(hidden, weight, bias))
+    qkv = qkv.view(packing.batch, packing.length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    query, key, value = qkv[0], qkv[1], qkv[2]
+    if first_only:
+        query = query[:, :, :1]
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=packing.key_mask, scale=scale).transpose(1, 2)
+    if first_only:
+        return context.reshape(packing.batch, heads * head_dim)
+    return context.reshape(packing.batch * packing.length, heads * head_dim)[packing.index]
 
 
-def first_token_layer(adapter: ArchAdapter, layer: nn.Module, hidden: torch.Tensor, key_mask: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """One encoder layer's output for the first token only, shape (batch, 1, hidden)."""
-    core = adapter.attention_core(layer)
-    q_lin, k_lin, v_lin = adapter.qkv(layer)
-    first = hidden[:, :1]
-    context = _first_token_context(core, q_lin, k_lin, v_lin, hidden, key_mask, head_dim)
+def _block_output(adapter: ArchAdapter, layer: nn.Module, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """The rest of an encoder layer after attention: output projection, residual and LayerNorm,
+    feed-forward, residual and LayerNorm (position-wise, so packed rows work as they are)."""
     out_proj = adapter.out_proj(layer)
     if hasattr(layer, "sa_layer_norm"):
-        attended = layer.sa_layer_norm(out_proj(context) + first)
+        attended = layer.sa_layer_norm(out_proj(context) + residual)
         return layer.output_layer_norm(layer.ffn(attended) + attended)
     self_output = _get(layer, adapter.out_proj_path.rsplit(".", 1)[0])
-    attended = self_output(context, first)
+    attended = self_output(context, residual)
     return layer.output(layer.intermediate(attended), attended)

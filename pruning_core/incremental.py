@@ -30,12 +30,18 @@ from .settings import env_number
 
 @dataclass
 class PrefixStates:
-    """Per batch: the input of every layer and the layer call's other arguments, under ``keep``."""
+    """Per batch: the input of every layer and the layer call's other arguments, under ``keep``.
+
+    A compact run (:mod:`pruning_core.fastpath`) records packed inputs (tokens, hidden) and no call
+    arguments (None); a plain run records padded inputs (batch, length, hidden) and the arguments
+    the encoder passed to its layers. A compact run can start from either; a plain run only from
+    a plain run's states.
+    """
 
     keep: np.ndarray
     batches: list[np.ndarray]
     inputs: list[list[torch.Tensor]]
-    call_args: list[tuple[tuple, dict]]
+    call_args: list[tuple[tuple, dict] | None]
     logits: np.ndarray
 
     @property
@@ -112,6 +118,8 @@ def _run_once(
 ) -> PrefixStates:
     report = progress or no_progress
     compact = compact_model(lm, keep) if supports_compact(lm, keep) else None
+    if prefix is not None and compact is None and any(args is None for args in prefix.call_args):
+        prefix = None  # states of a compact run carry no layer-call arguments for the plain layers
     layers = compact.layers if compact is not None else lm.adapter.layers(lm.model)
     start = first_changed_layer(prefix.keep, keep) if prefix is not None else 0
     if prefix is not None and start == len(layers):
@@ -120,35 +128,31 @@ def _run_once(
     pad_id = lm.pad_id
     logits = np.zeros((len(encoded), lm.num_labels), dtype=np.float32)
     inputs: list[list[torch.Tensor]] = []
-    call_args: list[tuple[tuple, dict]] = []
+    call_args: list[tuple[tuple, dict] | None] = []
     gating = contextlib.nullcontext() if compact is not None else lm.gated(keep)
     with torch.inference_mode(), lm.autocast(), gating:
         for b, indices in enumerate(batches):
             batch = collate(encoded, indices, pad_id, lm.device)
-            if prefix is None:
-                recorded_layers = layers[:-1] if compact is not None else layers
-                with _recording(recorded_layers) as (recorded, captured):
-                    if compact is not None:
-                        last_input = compact.hidden_before_last(batch)
-                        recorded.append(last_input)
-                        out = compact.finish(last_input, batch["attention_mask"])
-                    else:
-                        out = lm.model(**batch).logits
+            if compact is not None:
+                recorded = list(prefix.inputs[b][:start]) if prefix is not None else []
+                hidden = prefix.inputs[b][start] if prefix is not None else None
+                out = compact.forward_from(batch, start, hidden, record=recorded)
+                inputs.append(recorded)
+                call_args.append(None)
+            elif prefix is None:
+                with _recording(layers) as (recorded, captured):
+                    out = lm.model(**batch).logits
                 inputs.append(list(recorded))
                 call_args.append(captured.get("call", ((), {})))
             else:
                 args, kwargs = prefix.call_args[b]
                 hidden = prefix.inputs[b][start]
                 recorded = list(prefix.inputs[b][: start + 1])
-                last = len(layers) - 1 if compact is not None else len(layers)
-                for index in range(start, last):
+                for index in range(start, len(layers)):
                     hidden = _layer_output(layers[index](hidden, *args, **kwargs))
                     if index + 1 < len(layers):
                         recorded.append(hidden)
-                if compact is not None:
-                    out = compact.finish(hidden, batch["attention_mask"])
-                else:
-                    out = lm.adapter.classify(lm.model, hidden)
+                out = lm.adapter.classify(lm.model, hidden)
                 inputs.append(recorded)
                 call_args.append((args, kwargs))
             logits[indices] = out.float().cpu().numpy()

@@ -168,7 +168,7 @@ def _oom_above(limit: int, real):
     """A stand-in for a device that cannot hold more than ``limit`` padded tokens at once."""
 
     def small_device(self, batch, *args, **kwargs):
-        ids = batch["input_ids"] if isinstance(batch, dict) else batch
+        ids = batch["input_ids"]
         if ids.shape[0] * ids.shape[1] > limit:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(self, batch, *args, **kwargs)
@@ -188,14 +188,13 @@ def test_out_of_memory_on_the_incremental_path_halves_and_retries(tiny_bert, sst
     scheme = Scheme(3, 4, frozenset({(2, 1)}))
     expected_full = forward_logits(tiny_bert, encoded, None)
     expected_scheme = forward_logits(tiny_bert, encoded, scheme.keep_mask())
-    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(256, CompactModel.hidden_before_last))
+    monkeypatch.setattr(CompactModel, "forward_from", _oom_above(256, CompactModel.forward_from))
     full = run_with_prefix(tiny_bert, encoded, tiny_bert.present_mask(), max_tokens=2048)
     assert np.abs(full.logits - expected_full).max() <= 1e-5
     assert max(len(b) * int(encoded.lengths[b].max()) for b in full.batches) <= 256
     monkeypatch.undo()
     big_prefix = run_with_prefix(tiny_bert, encoded, tiny_bert.present_mask(), max_tokens=2048)
-    monkeypatch.setattr(CompactModel, "finish", _oom_above(256, CompactModel.finish))
-    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(256, CompactModel.hidden_before_last))
+    monkeypatch.setattr(CompactModel, "forward_from", _oom_above(256, CompactModel.forward_from))
     toggled = run_with_prefix(tiny_bert, encoded, scheme.keep_mask(), big_prefix, max_tokens=2048)
     assert np.abs(toggled.logits - expected_scheme).max() <= 1e-5
 
@@ -206,7 +205,7 @@ def test_out_of_memory_that_never_fits_gives_a_message(tiny_bert, sst2_small, mo
     from pruning_core.fastpath import CompactModel
     from pruning_core.incremental import run_with_prefix
 
-    monkeypatch.setattr(CompactModel, "hidden_before_last", _oom_above(0, CompactModel.hidden_before_last))
+    monkeypatch.setattr(CompactModel, "forward_from", _oom_above(0, CompactModel.forward_from))
     try:
         run_with_prefix(tiny_bert, encode(tiny_bert, sst2_small), tiny_bert.present_mask())
     except OutOfMemory as exc:
