@@ -140,7 +140,7 @@ class EvaluationClock:
     def wrap(self, module, fixed_kind: str | None = None):
         original = module.evaluate
 
-        def timed(lm, dataset, scheme=None, **kwargs):
+        def clocked(lm, dataset, scheme=None, **kwargs):
             start = time.perf_counter()
             result = original(lm, dataset, scheme, **kwargs)
             pruned = 0 if scheme is None else len(scheme.pruned)
@@ -149,7 +149,7 @@ class EvaluationClock:
             self.calls[kind] += int(not result.from_cache)
             return result
 
-        module.evaluate = timed
+        module.evaluate = clocked
         return lambda: setattr(module, "evaluate", original)
 
 

@@ -9,7 +9,11 @@ Exact up to float rounding, three savings:
   (tokens, hidden) with only the real tokens, and padded again only inside attention, so the
   position-wise products (q/k/v, output projection, feed-forward) do no work on padding;
 - the classifier reads only the first token, so the last layer computes its query, attention,
-  output projection and feed-forward for that token alone (keys and values for every token).
+  output projection and feed-forward for that token alone (keys and values for every token);
+- the first layer's input (the embeddings) and its heads' context vectors do not depend on the
+  mask: they are computed once per batch of a dataset for every head and kept per model
+  (:func:`first_layer_store`, bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``, default 256), so a mask
+  costs only its first layer's output projection and feed-forward there.
 
 Fractional gates, an all-pruned mask and non-absolute position embeddings use the plain gated
 forward instead (:func:`supports_compact`).
@@ -17,6 +21,7 @@ forward instead (:func:`supports_compact`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 
@@ -28,9 +33,11 @@ from torch import nn
 from .adapters import ArchAdapter, _get, _set
 from .loading import LoadedModel
 from .lru import LRUCache
+from .settings import env_number
 from .surgery import shrunk_copy, weight_sharing_copy
 
 COMPACT_MODELS_KEPT = 4
+FIRST_LAYER_CACHE_MB = 256
 _LOCK = threading.Lock()
 
 
@@ -75,6 +82,7 @@ class CompactModel:
     qkv: list[tuple[torch.Tensor, torch.Tensor | None, int]]
     adapter: ArchAdapter
     head_dim: int
+    first: FirstLayerSource | None = None
 
     def embed(self, batch: dict[str, torch.Tensor], packing: Packing) -> torch.Tensor:
         """The first layer's input, packed."""
@@ -98,8 +106,18 @@ class CompactModel:
         (packed or padded; default: the embeddings). ``record`` receives the input of every layer
         from ``start`` on, packed."""
         packing = Packing.of(batch["attention_mask"])
-        hidden = self.embed(batch, packing) if hidden is None else packing.pack(hidden)
         last = len(self.layers) - 1
+        if hidden is None and start == 0 and self.first is not None and last > 0:
+            known = self.first.get(batch, packing, self)
+            if record is not None:
+                record.append(known.hidden)
+            context = known.context.index_select(1, self.first.columns)
+            hidden = _block_output(self.adapter, self.layers[0], context, known.hidden)
+            start = 1
+        elif hidden is None:
+            hidden = self.embed(batch, packing)
+        else:
+            hidden = packing.pack(hidden)
         for index in range(start, last):
             if record is not None:
                 record.append(hidden)
@@ -135,18 +153,83 @@ def supports_compact(lm: LoadedModel, gates=None) -> bool:
     return getattr(lm.config, "position_embedding_type", "absolute") in (None, "absolute")
 
 
+@dataclass(frozen=True)
+class FirstLayer:
+    """One batch's first-layer input (packed) and the context vectors of every present head there."""
+
+    hidden: torch.Tensor
+    context: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.hidden, self.context))
+
+
+@dataclass(frozen=True)
+class FirstLayerSource:
+    """Where a compact model gets its first layer's mask-independent part: the full model's first
+    layer (its stacked q/k/v), the columns of the mask's kept heads, and the model's store."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    heads: int
+    scale: float
+    columns: torch.Tensor
+    store: LRUCache[FirstLayer]
+
+    def get(self, batch: dict[str, torch.Tensor], packing: Packing, compact: CompactModel) -> FirstLayer:
+        key = _batch_key(batch)
+        known = self.store.get(key)
+        if known is None:
+            hidden = compact.embed(batch, packing)
+            context = _packed_attention(hidden, self.weight, self.bias, self.heads, compact.head_dim, self.scale, packing, False)
+            known = FirstLayer(hidden, context)
+            self.store.put(key, known)
+        return known
+
+
+def _batch_key(batch: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(batch):
+        tensor = batch[name]
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def first_layer_store(lm: LoadedModel) -> LRUCache[FirstLayer]:
+    """The first-layer store of ``lm`` (created on first use), bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``."""
+    with _LOCK:
+        store = lm.caches.get("first_layer")
+        if store is None:
+            limit = int(env_number("BHPVAS_FIRST_LAYER_CACHE_MB", FIRST_LAYER_CACHE_MB, minimum=0) * 2**20)
+            store = lm.caches["first_layer"] = LRUCache(max_bytes=limit, sizeof=lambda entry: entry.nbytes)
+        return store
+
+
+def _first_layer_source(lm: LoadedModel, keep: np.ndarray) -> FirstLayerSource:
+    layer = lm.adapter.layers(lm.model)[0]
+    weight, bias, heads = _stacked_qkv(lm.adapter, layer, lm.head_dim)
+    positions = [i for i, h in enumerate(lm.kept_heads[0]) if keep[0, h]]
+    columns = torch.tensor([p * lm.head_dim + j for p in positions for j in range(lm.head_dim)], dtype=torch.long, device=weight.device)
+    scale = getattr(lm.adapter.attention_core(layer), "scaling", lm.head_dim**-0.5)
+    return FirstLayerSource(weight, bias, heads, scale, columns, first_layer_store(lm))
+
+
+def _stacked_qkv(adapter: ArchAdapter, layer: nn.Module, head_dim: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    q_lin, k_lin, v_lin = adapter.qkv(layer)
+    weight = torch.cat([q_lin.weight, k_lin.weight, v_lin.weight]).detach()
+    bias = torch.cat([q_lin.bias, k_lin.bias, v_lin.bias]).detach() if q_lin.bias is not None else None
+    return weight, bias, q_lin.out_features // head_dim
+
+
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
     model = shrunk_copy(lm.model, lm.adapter, lm.kept_heads, lm.head_dim, keep, share_weights=True)
     layers = lm.adapter.layers(model)
     embedder = weight_sharing_copy(model)
     _set(embedder.base_model, lm.adapter.layers_path, nn.ModuleList())
-    stacked = []
-    for layer in layers:
-        q_lin, k_lin, v_lin = lm.adapter.qkv(layer)
-        weight = torch.cat([q_lin.weight, k_lin.weight, v_lin.weight]).detach()
-        bias = torch.cat([q_lin.bias, k_lin.bias, v_lin.bias]).detach() if q_lin.bias is not None else None
-        stacked.append((weight, bias, q_lin.out_features // lm.head_dim))
-    return CompactModel(model, embedder, layers, stacked, lm.adapter, lm.head_dim)
+    stacked = [_stacked_qkv(lm.adapter, layer, lm.head_dim) for layer in layers]
+    return CompactModel(model, embedder, layers, stacked, lm.adapter, lm.head_dim, _first_layer_source(lm, keep))
 
 
 def compact_model(lm: LoadedModel, gates=None) -> CompactModel:

@@ -51,6 +51,20 @@ def test_evaluate_uses_remembered_states_and_matches_the_slow_path(tiny_bert, ss
     assert np.array_equal(fast.preds, plain.argmax(axis=1))
 
 
+def test_compact_runs_remember_only_real_tokens(tiny_bert, sst2_small):
+    encoded = encode(tiny_bert, sst2_small)
+    keep = np.ones(tiny_bert.shape, dtype=bool)
+    keep[1, 2] = False
+    states = run_with_prefix(tiny_bert, encoded, keep, max_tokens=256)
+    padding = 0
+    for indices, inputs in zip(states.batches, states.inputs):
+        assert len(inputs) == tiny_bert.num_layers
+        tokens = int(encoded.lengths[indices].sum())
+        padding += len(indices) * int(encoded.lengths[indices].max()) - tokens
+        assert all(hidden.shape == (tokens, tiny_bert.config.hidden_size) for hidden in inputs), "packed: no padding rows"
+    assert padding > 0, "the batches do have padding to leave out"
+
+
 def _states(keep: np.ndarray, floats: int):
     import torch
 
