@@ -103,11 +103,11 @@ class CompactModel:
         self, batch: dict[str, torch.Tensor], start: int = 0, hidden: torch.Tensor | None = None, record: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         """Logits of a collated batch, from layer ``start`` with that layer's input ``hidden``
-        (packed or padded; default: the embeddings). ``record`` receives the input of every layer
-        from ``start`` on, packed."""
+        (packed or padded; default: the embeddings; from layer 0 the first-layer store's own copy
+        of them is used). ``record`` receives the input of every layer from ``start`` on, packed."""
         packing = Packing.of(batch["attention_mask"])
         last = len(self.layers) - 1
-        if hidden is None and start == 0 and self.first is not None and last > 0:
+        if start == 0 and self.first is not None and last > 0:
             known = self.first.get(batch, packing, self)
             if record is not None:
                 record.append(known.hidden)
