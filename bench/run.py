@@ -97,15 +97,17 @@ def masked_flops(lm, encoded, keep: np.ndarray) -> float:
 
 
 def compact_flops(lm, encoded, keep: np.ndarray) -> float:
-    """FLOPs the compact path performs: the last layer computes keys and values for every token,
-    everything else for the first token only."""
+    """FLOPs the compact path performs once the first layer's context vectors are stored: there
+    only the output projection and the feed-forward; in the last layer keys and values for every
+    token, everything else for the first token only."""
     heads = keep.sum(axis=1).tolist()
     d, dh = lm.num_heads * lm.head_dim, lm.head_dim
     d_ff = getattr(lm.config, "intermediate_size", None) or lm.config.hidden_dim
     total = 0
     for t in (int(x) for x in encoded.lengths):
+        first = heads[0] * t * d * dh + 2 * t * d * d_ff
         last = heads[-1] * (2 * t * d * dh + 2 * d * dh + 2 * t * dh) + 2 * d * d_ff
-        total += encoder_macs(lm, t, heads[:-1]) + last
+        total += first + encoder_macs(lm, t, heads[1:-1]) + last
     return 2.0 * total
 
 
