@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import bucketed_batches
+from .bucketing import bucketed_batches
 from .data import load_dataset
 from .progress import ProgressFn, no_progress
 

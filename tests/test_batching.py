@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pruning_core import Scheme, SchemeError, batching, load_model
+from pruning_core.bucketing import bucketed_batches
 from pruning_core.data import TextDataset
 
 
@@ -30,16 +31,16 @@ def test_length_batches_subset_returns_dataset_indices():
 def test_bucketed_batches_cover_every_row_once_with_little_padding():
     rng = np.random.default_rng(0)
     lengths = rng.geometric(0.08, size=2000) + 2  # short phrases with a long tail, like SST-2 train
-    batches = batching.bucketed_batches(lengths, 32, np.random.default_rng(1))
+    batches = bucketed_batches(lengths, 32, np.random.default_rng(1))
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
     assert max(len(b) for b in batches) == 32
     padded = sum(len(b) * lengths[b].max() for b in batches)
     shuffled = np.array_split(rng.permutation(len(lengths)), len(batches))
     padded_plain = sum(len(b) * lengths[b].max() for b in shuffled)
     assert padded < 0.6 * padded_plain
-    again = batching.bucketed_batches(lengths, 32, np.random.default_rng(1))
+    again = bucketed_batches(lengths, 32, np.random.default_rng(1))
     assert all(np.array_equal(a, b) for a, b in zip(batches, again)), "reproducible from the generator"
-    other = batching.bucketed_batches(lengths, 32, np.random.default_rng(2))
+    other = bucketed_batches(lengths, 32, np.random.default_rng(2))
     assert not all(np.array_equal(a, b) for a, b in zip(batches, other)), "another seed, other batches"
 
 

@@ -5,7 +5,7 @@ Each step draws Gumbel noise, builds a soft top-K mask by K successive softmaxes
 tau (each step down-weights what earlier steps took), gates the heads with it and descends the
 task loss. tau is annealed geometrically (1000 -> 0.1); the normalised-momentum step size decays
 to zero on a cosine schedule. Gates are learned on the calibration set, in batches of rows of
-similar length (shuffled epochs, :func:`~pruning_core.batching.bucketed_batches`: every row once
+similar length (shuffled epochs, :func:`~pruning_core.bucketing.bucketed_batches`: every row once
 per epoch; on the demo's calibration set 7 % of the padded tokens are padding, against 68 % in
 plain random batches, so a step costs about 0.4 as much). The final scheme keeps
 exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for that K); for a curve,
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..batching import bucketed_batches, collate, encode
+from ..batching import collate, encode
+from ..bucketing import bucketed_batches
 from ..cache import DiskCache, cache_key, cached_part
 from ..data import TextDataset
 from ..evaluation import forward_logits
