@@ -12,7 +12,7 @@ Exact up to float rounding, three savings:
   output projection and feed-forward for that token alone (keys and values for every token);
 - the first layer's input (the embeddings) and its heads' context vectors do not depend on the
   mask: they are computed once per batch of a dataset for every head and kept per model
-  (:func:`first_layer_store`, bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``, default 256), so a mask
+  (:func:`shared_start`, bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``, default 256), so a mask
   costs only its first layer's output projection and feed-forward there.
 
 Fractional gates, an all-pruned mask and non-absolute position embeddings use the plain gated
@@ -63,9 +63,7 @@ class Packing:
         return hidden if hidden.dim() == 2 else hidden.reshape(self.batch * self.length, -1)[self.index]
 
     def unpack(self, packed: torch.Tensor) -> torch.Tensor:
-        """(tokens, d) -> (batch, length, d) with zeros at padding; padded input is returned as it is."""
-        if packed.dim() == 3:
-            return packed
+        """(tokens, d) -> (batch, length, d) with zeros at padding."""
         padded = packed.new_zeros(self.batch * self.length, packed.shape[-1])
         padded[self.index] = packed
         return padded.view(self.batch, self.length, -1)
@@ -73,21 +71,17 @@ class Packing:
 
 @dataclass
 class CompactModel:
-    """A mask's model: ``embedder`` is the model with no encoder layer (its output is the first
-    layer's input), ``layers`` the shrunk layers, ``qkv`` each layer's q/k/v stacked into one product."""
+    """A mask's model: ``layers`` the shrunk layers, ``qkv`` each layer's q/k/v stacked into one
+    product, ``start`` the model's mask-independent start (shared by every mask) and
+    ``first_columns`` the kept heads' columns of the first layer's stored context vectors."""
 
     body: nn.Module
-    embedder: nn.Module
     layers: list[nn.Module]
     qkv: list[tuple[torch.Tensor, torch.Tensor | None, int]]
     adapter: ArchAdapter
     head_dim: int
-    first: FirstLayerSource | None = None
-
-    def embed(self, batch: dict[str, torch.Tensor], packing: Packing) -> torch.Tensor:
-        """The first layer's input, packed."""
-        out = self.embedder.base_model(**batch)
-        return packing.pack(out[0] if isinstance(out, tuple) else out.last_hidden_state)
+    start: SharedStart
+    first_columns: torch.Tensor
 
     def layer(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
         """One layer on packed hidden states; ``first_only``: its output for each row's first token (rows, d)."""
@@ -107,15 +101,15 @@ class CompactModel:
         of them is used). ``record`` receives the input of every layer from ``start`` on, packed."""
         packing = Packing.of(batch["attention_mask"])
         last = len(self.layers) - 1
-        if start == 0 and self.first is not None and last > 0:
-            known = self.first.get(batch, packing, self)
+        if start == 0 and self.start.keeps_first_layer and last > 0:
+            known = self.start.first_layer(batch, packing)
             if record is not None:
                 record.append(known.hidden)
-            context = known.context.index_select(1, self.first.columns)
+            context = known.context.index_select(1, self.first_columns)
             hidden = _block_output(self.adapter, self.layers[0], context, known.hidden)
             start = 1
         elif hidden is None:
-            hidden = self.embed(batch, packing)
+            hidden = self.start.embed(batch, packing)
         else:
             hidden = packing.pack(hidden)
         for index in range(start, last):
@@ -166,23 +160,35 @@ class FirstLayer:
 
 
 @dataclass(frozen=True)
-class FirstLayerSource:
-    """Where a compact model gets its first layer's mask-independent part: the full model's first
-    layer (its stacked q/k/v), the columns of the mask's kept heads, and the model's store."""
+class SharedStart:
+    """What no mask changes, built once per loaded model: the model without its encoder layers
+    (``embedder``: its output is the first layer's input), the first layer's stacked q/k/v for
+    every present head, and the store of each batch's :class:`FirstLayer`."""
 
+    embedder: nn.Module
     weight: torch.Tensor
     bias: torch.Tensor | None
     heads: int
+    head_dim: int
     scale: float
-    columns: torch.Tensor
     store: LRUCache[FirstLayer]
 
-    def get(self, batch: dict[str, torch.Tensor], packing: Packing, compact: CompactModel) -> FirstLayer:
+    @property
+    def keeps_first_layer(self) -> bool:
+        return bool(self.store.max_bytes)
+
+    def embed(self, batch: dict[str, torch.Tensor], packing: Packing) -> torch.Tensor:
+        """The first layer's input, packed."""
+        out = self.embedder.base_model(**batch)
+        return packing.pack(out[0] if isinstance(out, tuple) else out.last_hidden_state)
+
+    def first_layer(self, batch: dict[str, torch.Tensor], packing: Packing) -> FirstLayer:
+        """The batch's first-layer input and every head's context vectors there (from the store)."""
         key = _batch_key(batch)
         known = self.store.get(key)
         if known is None:
-            hidden = compact.embed(batch, packing)
-            context = _packed_attention(hidden, self.weight, self.bias, self.heads, compact.head_dim, self.scale, packing, False)
+            hidden = self.embed(batch, packing)
+            context = _packed_attention(hidden, self.weight, self.bias, self.heads, self.head_dim, self.scale, packing, False)
             known = FirstLayer(hidden, context)
             self.store.put(key, known)
         return known
@@ -197,23 +203,21 @@ def _batch_key(batch: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def first_layer_store(lm: LoadedModel) -> LRUCache[FirstLayer]:
-    """The first-layer store of ``lm`` (created on first use), bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``."""
+def shared_start(lm: LoadedModel) -> SharedStart:
+    """The mask-independent start of ``lm`` (built on first use); its first-layer store is bounded
+    by ``$BHPVAS_FIRST_LAYER_CACHE_MB`` (0: nothing kept, every mask runs its own first layer)."""
     with _LOCK:
-        store = lm.caches.get("first_layer")
-        if store is None:
+        start = lm.caches.get("shared_start")
+        if start is None:
+            embedder = weight_sharing_copy(lm.model)
+            _set(embedder.base_model, lm.adapter.layers_path, nn.ModuleList())
+            layer = lm.adapter.layers(lm.model)[0]
+            weight, bias, heads = _stacked_qkv(lm.adapter, layer, lm.head_dim)
+            scale = getattr(lm.adapter.attention_core(layer), "scaling", lm.head_dim**-0.5)
             limit = int(env_number("BHPVAS_FIRST_LAYER_CACHE_MB", FIRST_LAYER_CACHE_MB, minimum=0) * 2**20)
-            store = lm.caches["first_layer"] = LRUCache(max_bytes=limit, sizeof=lambda entry: entry.nbytes)
-        return store
-
-
-def _first_layer_source(lm: LoadedModel, keep: np.ndarray) -> FirstLayerSource:
-    layer = lm.adapter.layers(lm.model)[0]
-    weight, bias, heads = _stacked_qkv(lm.adapter, layer, lm.head_dim)
-    positions = [i for i, h in enumerate(lm.kept_heads[0]) if keep[0, h]]
-    columns = torch.tensor([p * lm.head_dim + j for p in positions for j in range(lm.head_dim)], dtype=torch.long, device=weight.device)
-    scale = getattr(lm.adapter.attention_core(layer), "scaling", lm.head_dim**-0.5)
-    return FirstLayerSource(weight, bias, heads, scale, columns, first_layer_store(lm))
+            store = LRUCache(max_bytes=limit, sizeof=lambda entry: entry.nbytes)
+            start = lm.caches["shared_start"] = SharedStart(embedder.eval(), weight, bias, heads, lm.head_dim, scale, store)
+        return start
 
 
 def _stacked_qkv(adapter: ArchAdapter, layer: nn.Module, head_dim: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
@@ -226,10 +230,13 @@ def _stacked_qkv(adapter: ArchAdapter, layer: nn.Module, head_dim: int) -> tuple
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
     model = shrunk_copy(lm.model, lm.adapter, lm.kept_heads, lm.head_dim, keep, share_weights=True)
     layers = lm.adapter.layers(model)
-    embedder = weight_sharing_copy(model)
-    _set(embedder.base_model, lm.adapter.layers_path, nn.ModuleList())
     stacked = [_stacked_qkv(lm.adapter, layer, lm.head_dim) for layer in layers]
-    return CompactModel(model, embedder, layers, stacked, lm.adapter, lm.head_dim, _first_layer_source(lm, keep))
+    start = shared_start(lm)
+    positions = [i for i, h in enumerate(lm.kept_heads[0]) if keep[0, h]]
+    columns = torch.tensor(
+        [p * lm.head_dim + j for p in positions for j in range(lm.head_dim)], dtype=torch.long, device=start.weight.device
+    )
+    return CompactModel(model, layers, stacked, lm.adapter, lm.head_dim, start, columns)
 
 
 def compact_model(lm: LoadedModel, gates=None) -> CompactModel:

@@ -151,14 +151,14 @@ def test_precision_from_the_environment_and_bad_values(tiny_bert_dir, monkeypatc
 
 
 def test_the_first_layer_is_computed_once_per_batch_for_every_mask(tiny_bert_dir, sst2_small, monkeypatch):
-    from pruning_core.fastpath import CompactModel, first_layer_store
+    from pruning_core.fastpath import SharedStart, shared_start
 
     lm = load_model(tiny_bert_dir)
     encoded = encode(lm, sst2_small)
-    store = first_layer_store(lm)
+    store = shared_start(lm).store
     embedded = []
-    real = CompactModel.embed
-    monkeypatch.setattr(CompactModel, "embed", lambda self, batch, packing: embedded.append(1) or real(self, batch, packing))
+    real = SharedStart.embed
+    monkeypatch.setattr(SharedStart, "embed", lambda self, batch, packing: embedded.append(1) or real(self, batch, packing))
     masks = _masks(lm)
     first = forward_logits(lm, encoded, masks[1], max_tokens=256)
     batches = len(store)
@@ -172,12 +172,12 @@ def test_the_first_layer_is_computed_once_per_batch_for_every_mask(tiny_bert_dir
 
 
 def test_the_first_layer_store_can_be_switched_off(tiny_bert_dir, sst2_small, monkeypatch):
-    from pruning_core.fastpath import first_layer_store
+    from pruning_core.fastpath import shared_start
 
     monkeypatch.setenv("BHPVAS_FIRST_LAYER_CACHE_MB", "0")
     lm = load_model(tiny_bert_dir)
     encoded = encode(lm, sst2_small)
     keep = _masks(lm)[1]
     fast = forward_logits(lm, encoded, keep, max_tokens=256)
-    assert len(first_layer_store(lm)) == 0
+    assert len(shared_start(lm).store) == 0
     assert np.abs(fast - forward_logits(lm, encoded, keep, max_tokens=256, compact=False)).max() <= 1e-5
