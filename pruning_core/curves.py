@@ -368,6 +368,12 @@ def _runs(name: str, params: CurveParams, total: int, step: int):
     return [REGISTRY[name]()]
 
 
+def strategy_versions(strategies: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """Each registered strategy's version: part of the curves' cache key and of a results manifest,
+    so curves made by an older version of a strategy are neither reused nor shipped unnoticed."""
+    return {name: REGISTRY[name].version for name in strategies if name in REGISTRY}
+
+
 def compute_curves(
     lm: LoadedModel,
     dataset: TextDataset,
@@ -399,7 +405,7 @@ def compute_curves(
         data=dataset.fingerprint,
         calibration=calibration_set.fingerprint,
         params=asdict(params),
-        versions={name: REGISTRY[name].version for name in params.strategies if name in REGISTRY},
+        versions=strategy_versions(params.strategies),
         bundle=bundle.model_fingerprint,
         bundle_data=bundle.data_fingerprint,
         precision=lm.precision,

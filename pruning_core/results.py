@@ -21,7 +21,7 @@ from typing import Any
 from .analysis import AnalysisBundle, AnalysisParams, analyze, load_bundle
 from .cache import CODE_VERSION
 from .calibration import data_sets
-from .curves import CurveParams, Curves, compute_curves, load_curves
+from .curves import CurveParams, Curves, compute_curves, load_curves, strategy_versions
 from .data import TextDataset, load_dataset
 from .defaults import OFFERED_STRATEGIES
 from .errors import BhpvasError
@@ -89,6 +89,7 @@ def write_results(
         manifest["analysis_params"] = asdict(bundle.params)
     if curves is not None:
         manifest["curve_params"] = asdict(curves.params)
+        manifest["strategy_versions"] = strategy_versions(curves.params.strategies)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
 

@@ -79,13 +79,18 @@ def example_gate_gradients(
     keep: np.ndarray,
     max_tokens: int = 2048,
     progress: ProgressFn | None = None,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-example dL(x)/d xi at the gates ``keep`` (pruned heads stay at 0), and tokens per example.
 
     Each sample of a batch gets its own gate row (a (batch, layers, heads) tensor), and the loss is
     the sum of the samples' losses, so one backward pass per batch gives every example's own
     gradient: nothing is mixed across examples, and the result does not depend on how batches are
-    cut (up to float rounding). Runs in fp32 with dropout off (the model is in eval mode).
+    cut (up to float rounding). Dropout is off (the model is in eval mode). ``precision``: fp32,
+    or the autocast of :meth:`LoadedModel.with_precision` (e.g. bf16 for an order, not a score).
+    Runs on the eager-attention twin: the same weights and gradients (within 1e-6 relative of
+    sdpa in fp32), but on a CPU sdpa's fused backward costs about five times its forward, and
+    eager's does not (demo, 2,000 rows: 7.4 s forward + backward in bf16 with sdpa, 5.3 s eager).
     Returns (examples, layers, heads) signed gradients in dataset order and (examples,) token counts.
     """
     report = progress or no_progress
@@ -93,12 +98,14 @@ def example_gate_gradients(
     grads = np.zeros((len(encoded), *keep.shape), dtype=np.float64)
     batches = length_batches(encoded.lengths, max_tokens)
     base = torch.as_tensor(keep, dtype=torch.float32, device=lm.device)
+    model = lm.eager_model()
+    autocast = lm.with_precision(precision).autocast()
     for i, indices in enumerate(batches):
         gates = base.expand(len(indices), *keep.shape).clone().requires_grad_(True)
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
-        with lm.gated(gates):
-            loss = torch.nn.functional.cross_entropy(lm.model(**batch).logits.float(), labels, reduction="sum")
+        with lm.gated(gates, model=model), autocast:
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, gates)
         grads[indices] = grad.double().cpu().numpy()
         report((i + 1) / len(batches), f"importance batch {i + 1}/{len(batches)}")
@@ -134,26 +141,32 @@ def head_importance(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
     max_tokens: int = 2048,
+    precision: str = "fp32",
 ) -> Importance:
     """Michel et al. importance (and Fisher) of every head, under the gates of ``scheme`` (cached).
 
-    ``max_tokens`` only sets the batch size; the result does not depend on it.
+    ``max_tokens`` only sets the batch size; the result does not depend on it. ``precision``:
+    fp32 for the scores users read; Michel's recomputations, which only decide an order, run in
+    the model's own precision (bf16 where the hardware has it).
     """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
-    key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), estimator="per-example")
+    extra = {} if precision == "fp32" else {"precision": precision}
+    key = cache_key("importance", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), estimator="per-example", **extra)
     return cached_part(
         cache,
         key,
-        lambda: _importance(lm, dataset, keep, max_tokens, progress),
+        lambda: _importance(lm, dataset, keep, max_tokens, progress, precision),
         lambda result: (result.arrays(), {}),
         lambda arrays, _: Importance(**arrays),
     )
 
 
-def _importance(lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None) -> Importance:
+def _importance(
+    lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None, precision: str
+) -> Importance:
     encoded = encode(lm, dataset)
-    grads, tokens = example_gate_gradients(lm, encoded, keep, max_tokens, progress)
+    grads, tokens = example_gate_gradients(lm, encoded, keep, max_tokens, progress, precision)
     return importance_from_gradients(grads, tokens, lm.present_mask())
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from pruning_core import DiskCache, evaluate, load_model
 from pruning_core.batching import encode
+from pruning_core.curves import strategy_versions
 from pruning_core.repair_curves import repaired_accuracy, repaired_curves
 from pruning_core.results import DEMO_RESULTS, MANIFEST, demo_sets, open_results, shipped_results
 from pruning_core.schemes import Scheme
@@ -28,6 +29,12 @@ def test_shipped_results_belong_to_the_demo_model_and_its_sets(shipped):
     assert opened.bundle is not None and opened.curves is not None
     assert shipped_results(lm, evaluation, calibration) is not None
     assert opened.curves.evaluation and opened.curves.calibration and opened.bundle.calibration
+
+
+def test_shipped_curves_come_from_todays_strategy_versions():
+    """A strategy whose order changed gets a new version; then `python -m pruning_core ship-demo` must run."""
+    manifest = json.loads((DEMO_RESULTS / MANIFEST).read_text())
+    assert manifest["strategy_versions"] == strategy_versions(manifest["curve_params"]["strategies"])
 
 
 def test_a_few_examples_importance_matches_what_was_shipped(shipped):

@@ -76,3 +76,13 @@ def test_leave_one_out_matches_direct_evaluation(tiny_bert, data, tmp_path):
         assert loo.loss[head] == pytest.approx(direct.loss - full.loss, abs=1e-5)
         assert loo.accuracy[head] == pytest.approx(direct.accuracy - full.accuracy, abs=1e-12)
     assert loo.full_accuracy == pytest.approx(full.accuracy)
+
+
+def test_importance_in_bf16_is_its_own_cache_entry_and_close_to_fp32(tiny_bert, data, tmp_path):
+    cache = DiskCache(tmp_path)
+    fp32 = head_importance(tiny_bert, data, cache=cache)
+    bf16 = head_importance(tiny_bert, data, cache=cache, precision="bf16")
+    assert not np.array_equal(fp32.raw, bf16.raw)  # computed under autocast, not read from the fp32 entry
+    np.testing.assert_allclose(bf16.normalized, fp32.normalized, atol=0.05)
+    again = head_importance(tiny_bert, data, cache=DiskCache(tmp_path / "fresh"))
+    np.testing.assert_array_equal(again.raw, fp32.raw)

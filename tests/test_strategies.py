@@ -73,6 +73,21 @@ def test_michel_recomputes_importance_under_the_mask(ctx, tiny_bert):
     assert not np.allclose(under_mask[keep], ctx.bundle.importance.normalized[keep])
 
 
+def test_michel_recomputes_in_the_models_precision(ctx, tiny_bert):
+    bf16 = tiny_bert.with_precision("bf16")
+    order = MichelIterative(step=4).order(StrategyContext(bf16, ctx.dataset, ctx.bundle, ctx.cache))
+    keep = np.ones((3, 4), dtype=bool)
+    for head in order[:4]:
+        keep[head] = False
+    entries = ctx.cache.size()
+    under_mask = head_importance(bf16, ctx.dataset, keep, cache=ctx.cache, precision="bf16").normalized
+    assert ctx.cache.size() == entries  # Michel's recomputation is exactly this cached bf16 one
+    remaining = [h for h in ctx.all_heads() if keep[h]]
+    assert set(order[4:8]) == set(by_importance(under_mask, remaining)[:4])
+    fp32 = head_importance(tiny_bert, ctx.dataset, keep, cache=ctx.cache).normalized
+    assert ctx.cache.size() > entries and not np.array_equal(fp32, under_mask)
+
+
 def test_michel_differs_from_one_shot_when_importance_shifts(ctx):
     """Constructed case: once head (0, 0) is gone, head (2, 3) becomes the least important."""
     base = np.arange(12, dtype=float).reshape(3, 4)

@@ -7,7 +7,8 @@ task loss. tau is annealed geometrically (1000 -> 0.1); the normalised-momentum 
 to zero on a cosine schedule. Gates are learned on the calibration set, in batches of rows of
 similar length (shuffled epochs, :func:`~pruning_core.bucketing.bucketed_batches`: every row once
 per epoch; on the demo's calibration set 7 % of the padded tokens are padding, against 68 % in
-plain random batches, so a step costs about 0.4 as much). The final scheme keeps
+plain random batches, so a step costs about 0.4 as much), in the model's precision (bf16 autocast
+where the hardware has it) on its eager-attention twin (sdpa's fused backward is slow on a CPU). The final scheme keeps
 exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for that K); for a curve,
 heads are pruned in ascending order of ``w`` learned at K = half the heads, so only that point
 is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
@@ -109,6 +110,7 @@ def train_dsp(
         batches="bucketed",
         seed=seed,
         objective=objective,
+        precision=lm.precision,
     )
     return cached_part(
         cache,
@@ -145,6 +147,7 @@ def _train(
     velocity = torch.zeros_like(logits)
     pad_id = lm.pad_id
     decay = (tau_end / tau_start) ** (1.0 / max(steps - 1, 1))
+    model = lm.eager_model()
     batches: list[np.ndarray] = []
     for step in range(steps):
         tau = tau_start * decay**step
@@ -157,8 +160,8 @@ def _train(
         gumbel = -torch.log(-torch.log(uniform))
         scores = torch.where(present, logits + gumbel, torch.full_like(logits, -1e9))
         gates = soft_top_k(scores, keep_k, tau).view(lm.num_layers, lm.num_heads)
-        with lm.gated(gates):
-            logits_out = lm.model(**batch).logits
+        with lm.gated(gates, model=model), lm.autocast():
+            logits_out = model(**batch).logits.float()
         if teacher is None:
             loss = torch.nn.functional.cross_entropy(logits_out, labels)
         else:
@@ -182,7 +185,7 @@ class DifferentiableSubset(Strategy):
     label = "Differentiable subset (DSP)"
     description = "Li et al. 2021: learned head logits with a Gumbel soft top-K at an annealed temperature; the model stays frozen."
     exact_k = True
-    version = 2  # 2: batches of similar-length rows (1: plain random batches)
+    version = 3  # 3: the model's precision (bf16 where native), eager attention; 2: similar-length batches; 1: random batches
 
     def __init__(self, keep_fraction: float = 0.5, steps: int = 200, seed: int = 0):
         self.keep_fraction = keep_fraction

@@ -40,11 +40,12 @@ class MichelIterative(Strategy):
         "Michel et al. 2019: prune `step` heads of lowest importance, recompute importance (calibration set) under the current mask, "
         "repeat; a pruned head is never re-added."
     )
+    version = 2  # 2: recomputations in the model's precision (bf16 where native), eager attention (1: fp32, sdpa)
 
     def __init__(self, step: int | None = None, importance_fn=None):
         self.step = step
         self.importance_fn = importance_fn or (
-            lambda ctx, keep: head_importance(ctx.lm, ctx.calibration_set, keep, cache=ctx.cache).normalized
+            lambda ctx, keep: head_importance(ctx.lm, ctx.calibration_set, keep, cache=ctx.cache, precision=ctx.lm.precision).normalized
         )
 
     def order(self, ctx: StrategyContext) -> list[Head]:
