@@ -116,9 +116,9 @@ class LoadedModel:
             mask[layer, list(kept)] = True
         return mask
 
-    def autocast(self):
-        """Context manager running evaluation forwards in this model's precision (weights stay fp32)."""
-        dtype = PRECISIONS[self.precision]
+    def autocast(self, precision: str | None = None):
+        """Context manager running forwards in this model's precision, or in ``precision`` (weights stay fp32)."""
+        dtype = PRECISIONS[precision or self.precision]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)

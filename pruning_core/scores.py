@@ -87,7 +87,7 @@ def example_gate_gradients(
     the sum of the samples' losses, so one backward pass per batch gives every example's own
     gradient: nothing is mixed across examples, and the result does not depend on how batches are
     cut (up to float rounding). Dropout is off (the model is in eval mode). ``precision``: fp32,
-    or the autocast of :meth:`LoadedModel.with_precision` (e.g. bf16 for an order, not a score).
+    or an autocast precision (e.g. bf16 for an order, not a score).
     Runs on the eager-attention twin: the same weights and gradients (within 1e-6 relative of
     sdpa in fp32), but on a CPU sdpa's fused backward costs about five times its forward, and
     eager's does not (demo, 2,000 rows: 7.4 s forward + backward in bf16 with sdpa, 5.3 s eager).
@@ -99,12 +99,11 @@ def example_gate_gradients(
     batches = length_batches(encoded.lengths, max_tokens)
     base = torch.as_tensor(keep, dtype=torch.float32, device=lm.device)
     model = lm.eager_model()
-    autocast = lm.with_precision(precision).autocast()
     for i, indices in enumerate(batches):
         gates = base.expand(len(indices), *keep.shape).clone().requires_grad_(True)
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
-        with lm.gated(gates, model=model), autocast:
+        with lm.gated(gates, model=model), lm.autocast(precision):
             loss = torch.nn.functional.cross_entropy(model(**batch).logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, gates)
         grads[indices] = grad.double().cpu().numpy()
