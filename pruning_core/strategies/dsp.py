@@ -8,10 +8,10 @@ to zero on a cosine schedule. Gates are learned on the calibration set, in batch
 similar length (shuffled epochs, :func:`~pruning_core.bucketing.bucketed_batches`: every row once
 per epoch; on the demo's calibration set 7 % of the padded tokens are padding, against 68 % in
 plain random batches, so a step costs about 0.4 as much), in the model's precision (bf16 autocast
-where the hardware has it) on its eager-attention twin (sdpa's fused backward is slow on a CPU). The final scheme keeps
-exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for that K); for a curve,
-heads are pruned in ascending order of ``w`` learned at K = half the heads, so only that point
-is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
+where the hardware has it) on its eager-attention twin (sdpa's fused backward is slow on a CPU).
+The final scheme keeps exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for
+that K); for a curve, heads are pruned in ascending order of ``w`` learned at K = half the heads,
+so only that point is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
 """
 
 from __future__ import annotations
