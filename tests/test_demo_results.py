@@ -11,7 +11,7 @@ from pruning_core.curves import strategy_versions
 from pruning_core.repair_curves import repaired_accuracy, repaired_curves
 from pruning_core.results import DEMO_RESULTS, MANIFEST, demo_sets, open_results, shipped_results
 from pruning_core.schemes import Scheme
-from pruning_core.scores import example_gate_gradients
+from pruning_core.scores import example_gate_gradients, head_map
 
 pytestmark = pytest.mark.skipif(not (DEMO_RESULTS / MANIFEST).is_file(), reason="no shipped demo results in this checkout")
 
@@ -76,3 +76,12 @@ def test_a_repaired_curve_point_matches_what_was_shipped(shipped):
     )
     shipped_accuracy = float(curve.accuracy[curve.representative][index])
     assert abs(result.accuracy - shipped_accuracy) <= 2 / len(evaluation) + 1e-9, (k, result.accuracy, shipped_accuracy)
+
+
+def test_the_head_map_is_what_was_shipped(shipped):
+    """The map from the shipped CKA with today's code: the same UMAP coordinates, bit for bit."""
+    _, _, _, opened = shipped
+    bundle = opened.bundle
+    coords, method = head_map(bundle.similarity.cka, bundle.params.seed)
+    assert method == bundle.map_method == "umap"
+    assert np.array_equal(coords, bundle.head_map, equal_nan=True)

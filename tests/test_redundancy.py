@@ -70,3 +70,20 @@ def test_percentile_thresholds_adapt_to_the_model(tiny_bundle):
     assert (Thresholds(importance=0.5, stability=None, similarity=None).proposed(shifted) == half).all()
     cut = Thresholds().cutoffs(plain)
     assert np.nanmin(plain.stability) <= cut["stability"] <= np.nanmax(plain.stability)
+
+
+def test_the_map_hands_umap_the_neighbours_its_own_search_finds():
+    """Ties included: the same rows, in the same order, as UMAP's small-data neighbour search
+    (run as plain Python here, so the test does not compile it)."""
+    from umap.utils import fast_knn_indices
+
+    from pruning_core.scores import exact_neighbors
+
+    rng = np.random.default_rng(3)
+    distance = np.round(rng.random((30, 30)), 1)  # rounded: many ties
+    distance = 0.5 * (distance + distance.T)
+    np.fill_diagonal(distance, 0.0)
+    indices, distances, _ = exact_neighbors(distance, 15)
+    expected = fast_knn_indices.py_func(distance, 15)
+    assert np.array_equal(indices, expected)
+    assert np.array_equal(distances, distance[np.arange(30)[:, None], expected])
