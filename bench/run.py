@@ -145,7 +145,7 @@ class EvaluationClock:
         def clocked(lm, dataset, scheme=None, **kwargs):
             start = time.perf_counter()
             result = original(lm, dataset, scheme, **kwargs)
-            pruned = 0 if scheme is None else len(scheme.pruned)
+            pruned = 0 if scheme is None else int((~np.asarray(scheme.keep_mask() if hasattr(scheme, "keep_mask") else scheme)).sum())
             kind = fixed_kind or ("grid" if pruned in self.grid else "refinement")
             self.seconds[kind] += time.perf_counter() - start
             self.calls[kind] += int(not result.from_cache)

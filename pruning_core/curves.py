@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from .analysis import AnalysisBundle
+from .batching import resolve_keep_mask
 from .cache import DiskCache, cache_key, cached_part, single_flight
 from .confirm import confirm_knees
 from .data import TextDataset
 from .defaults import DEFAULT_STRATEGIES
 from .errors import BhpvasError
-from .evaluation import evaluate
+from .evaluation import EvalResult, evaluate
+from .incremental import prefix_sharing_order
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress, scaled
 from .schemes import Scheme
@@ -430,34 +432,38 @@ def _compute_curves(
     calibration: TextDataset,
     described: tuple[str, str],
 ) -> Curves:
+    """Every strategy's orders first, then the grid points of all of them, then the refinements:
+    each batch of evaluations in :func:`~pruning_core.incremental.prefix_sharing_order`, so masks
+    that agree on their first layers reuse those layers' hidden states."""
     report = progress or no_progress
     started = time.perf_counter()
     layers, heads = lm.shape
     total = layers * heads
     grid = pruning_steps(total, params.step_fraction)
     step = grid[1] - grid[0]
-    full = evaluate(lm, dataset, None, cache=cache)
+    full = evaluate(lm, dataset, None, cache=cache, remember=True)
     full_correct = full.preds == full.labels
-    evaluations = 0
-    curves: dict[str, StrategyCurve] = {}
     extra: dict[str, Any] = {}
+    runs_of: dict[str, list] = {}
+    orders_of: dict[str, list[list[Head]]] = {}
+    notes: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    count = len(params.strategies)
     for index, name in enumerate(params.strategies):
-        part = scaled(report, index / len(params.strategies), (index + 1) / len(params.strategies))
         began = time.perf_counter()
-        ctx = StrategyContext(lm, dataset, bundle, cache, scaled(part, 0.0, 0.3), calibration)
-        runs = _runs(name, params, total, step)
-        orders = []
-        note = ""
-        for run in runs:
-            orders.append(run.order(ctx))
+        ctx = StrategyContext(lm, dataset, bundle, cache, scaled(report, 0.3 * index / count, 0.3 * (index + 1) / count), calibration)
+        runs_of[name] = _runs(name, params, total, step)
+        orders_of[name], notes[name] = [], ""
+        for run in runs_of[name]:
+            orders_of[name].append(run.order(ctx))
             if isinstance(run, DifferentiableSubset) and run.last is not None:
-                note = run.note(total)
+                notes[name] = run.note(total)
                 extra["dsp"] = {
                     "train_seconds": round(run.last.seconds, 1),
                     "keep_k": run.last.k,
                     "logits_from_pruned_k": total - run.last.k,
                     "exact_k_points": [total - run.last.k],
-                    "note": note,
+                    "note": notes[name],
                     "steps": run.last.steps,
                     "train_data": run.last.train_data,
                 }
@@ -468,18 +474,56 @@ def _compute_curves(
                     "tuned_on": described[0],
                 }
                 used = [f"{c} weight {run.last[c]}" for c in ("stability", "similarity")]
-                note = "Weights chosen on the calibration set: " + ", ".join(used) + "."
+                notes[name] = "Weights chosen on the calibration set: " + ", ".join(used) + "."
+        seconds[name] = time.perf_counter() - began
 
-        def measure(run_index: int, k: int, orders=orders) -> Point:
-            nonlocal evaluations
-            scheme = Scheme(layers, heads, frozenset(orders[run_index][:k]))
-            result = full if k == 0 else evaluate(lm, dataset, scheme, cache=cache, remember=True)
-            evaluations += int(not result.from_cache and k != 0)
-            return result.accuracy, result.loss, result.agreement, result.preds == result.labels
+    points: dict[str, dict[tuple[int, int], Point]] = {name: {} for name in params.strategies}
+    evaluations = 0
 
-        points = sweep(name, len(orders), grid, measure, full.accuracy, full_correct, params.refine_knee, scaled(part, 0.3, 1.0))
-        first = runs[0]
-        curves[name] = strategy_curve(name, first.label, first.description, orders, points, full_correct, time.perf_counter() - began, note)
+    def measure_all(wanted: list[tuple[str, int, int]], low: float, high: float) -> None:
+        """Evaluate every (strategy, run, K) of ``wanted`` not yet measured, each distinct mask once."""
+        nonlocal evaluations
+        by_mask: dict[bytes, tuple[np.ndarray, list[tuple[str, int, int]]]] = {}
+        for name, run, k in wanted:
+            if k == 0:
+                points[name][(run, k)] = _point(full)
+                continue
+            keep = resolve_keep_mask(lm, Scheme(layers, heads, frozenset(orders_of[name][run][:k])))
+            by_mask.setdefault(keep.tobytes(), (keep, []))[1].append((name, run, k))
+        masks = list(by_mask.values())
+        for done, i in enumerate(prefix_sharing_order([keep for keep, _ in masks])):
+            keep, users = masks[i]
+            name, _, k = users[0]
+            began = time.perf_counter()
+            result = evaluate(lm, dataset, keep, cache=cache, remember=True)
+            seconds[name] += time.perf_counter() - began
+            evaluations += int(not result.from_cache)
+            for user, run, user_k in users:
+                points[user][(run, user_k)] = _point(result)
+            report(low + (high - low) * (done + 1) / len(masks), f"{name}: {k} heads pruned")
+
+    measure_all([(name, r, k) for name in params.strategies for r in range(len(orders_of[name])) for k in grid], 0.3, 0.8)
+    if params.refine_knee:
+        refine = []
+        for name in params.strategies:
+            if len(orders_of[name]) != 1:
+                continue
+            for low, high in _refine_ranges(grid, [points[name][(0, k)] for k in grid], full.accuracy, full_correct):
+                refine += [(name, 0, k) for k in range(low + 1, high) if (0, k) not in points[name]]
+        measure_all(refine, 0.8, 0.97)
+    curves = {
+        name: strategy_curve(
+            name,
+            runs_of[name][0].label,
+            runs_of[name][0].description,
+            orders_of[name],
+            points[name],
+            full_correct,
+            seconds[name],
+            notes[name],
+        )
+        for name in params.strategies
+    }
     result = Curves(
         lm.name,
         dataset.name,
@@ -512,6 +556,10 @@ def _compute_curves(
 
 Point = tuple[float, float, float, np.ndarray]
 """One curve point: accuracy, loss, agreement with the full model, and which samples are right."""
+
+
+def _point(result: EvalResult) -> Point:
+    return result.accuracy, result.loss, result.agreement, result.preds == result.labels
 
 
 def sweep(

@@ -160,6 +160,16 @@ def _run_once(
     return PrefixStates(keep.copy(), batches, inputs, call_args, logits)
 
 
+def prefix_sharing_order(masks: list[np.ndarray]) -> list[int]:
+    """Indices of ``masks`` in lexicographic order of their gates, layer 0 first.
+
+    In that order each mask shares with the one just before it as many leading layers as with any
+    mask evaluated before it (a trie walked depth first), so with only the last mask's states
+    remembered every distinct prefix of layers is computed once: the least work any order allows.
+    """
+    return sorted(range(len(masks)), key=lambda i: np.asarray(masks[i], dtype=bool).reshape(-1).tobytes())
+
+
 class PrefixStore:
     """Least-recently-used prefix states of one model, bounded in bytes, keyed by dataset."""
 

@@ -102,3 +102,31 @@ def test_prefix_store_bound_comes_from_the_environment(monkeypatch):
 
     monkeypatch.setenv("BHPVAS_PREFIX_CACHE_MB", "2")
     assert PrefixStore().max_bytes == 2 * 2**20
+
+
+def _layers_computed(masks: list[np.ndarray], remembered: int | None = None) -> int:
+    """Layers run when each mask starts from the earlier mask sharing the most leading layers,
+    among all earlier ones or only the last ``remembered``."""
+    total = 0
+    for i, keep in enumerate(masks):
+        earlier = masks[:i] if remembered is None else masks[max(0, i - remembered) : i]
+        total += len(keep) - max((first_changed_layer(other, keep) for other in earlier), default=0)
+    return total
+
+
+def test_the_prefix_sharing_order_computes_each_distinct_prefix_once():
+    """Each mask shares the most layers with the one just before it, so remembering that one mask
+    computes every distinct layer prefix once: the least any order can compute."""
+    from pruning_core.incremental import prefix_sharing_order
+
+    rng = np.random.default_rng(7)
+    masks = [rng.random((4, 3)) > 0.3 for _ in range(40)]
+    masks += [np.vstack([masks[i][:2], rng.random((2, 3)) > 0.5]) for i in range(10)]  # shared first layers
+    ordered = [masks[i] for i in prefix_sharing_order(masks)]
+    assert sorted(prefix_sharing_order(masks)) == list(range(len(masks)))
+    for i in range(1, len(ordered)):
+        best = max(first_changed_layer(earlier, ordered[i]) for earlier in ordered[:i])
+        assert first_changed_layer(ordered[i - 1], ordered[i]) == best
+    distinct_prefixes = len({m[:depth].tobytes() for m in masks for depth in range(1, 5)})
+    assert _layers_computed(ordered, remembered=1) == _layers_computed(masks) == distinct_prefixes
+    assert _layers_computed(masks, remembered=1) > distinct_prefixes

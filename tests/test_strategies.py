@@ -177,6 +177,30 @@ def test_curves_knee_table_and_round_trip(tiny_bert, tiny_bundle, tmp_path, isol
     assert cached.knee_table() == table and cached.seconds == curves.seconds
 
 
+def test_curve_points_equal_evaluating_each_mask_on_its_own(tiny_bert, tiny_bundle, isolated_cache):
+    """The curves evaluate all strategies' masks together, in prefix-sharing order, each distinct
+    mask once: every point is still what a plain forward pass of its own mask gives."""
+    from pruning_core import DiskCache, evaluate
+
+    data, bundle = tiny_bundle
+    params = CurveParams(step_fraction=0.25, random_seeds=2, strategies=("importance", "fisher", "random", "top-first", "bottom-first"))
+    curves = compute_curves(tiny_bert, data, bundle, params)
+    distinct = {
+        Scheme(3, 4, frozenset(order[:k])).keep_mask().tobytes()
+        for curve in curves.curves.values()
+        for order in curve.orders
+        for k in curve.ks
+        if k
+    }
+    assert curves.evaluations <= len(distinct)
+    for curve in curves.curves.values():
+        for run, order in enumerate(curve.orders):
+            for index, k in enumerate(curve.ks):
+                alone = evaluate(tiny_bert, data, Scheme(3, 4, frozenset(order[:k])), cache=DiskCache(enabled=False), incremental=False)
+                assert curve.accuracy[run, index] == pytest.approx(alone.accuracy, abs=1e-12), (curve.name, run, k)
+                assert curve.loss[run, index] == pytest.approx(alone.loss, rel=1e-4, abs=1e-6), (curve.name, run, k)
+
+
 def test_a_new_strategy_version_is_not_served_from_the_curves_cache(tiny_bert, tiny_bundle, monkeypatch):
     data, bundle = tiny_bundle
     params = CurveParams(step_fraction=0.25, strategies=("importance",))
