@@ -29,7 +29,7 @@ from .oom import halving_retry
 from .progress import ProgressFn, no_progress, scaled
 from .redundancy import redundant_pairs
 from .roles import RELATIONS, ROLES, Alignment, Roles, syntax_evidence
-from .scores import Importance, Similarity, head_importance, head_map, head_similarity, stability
+from .scores import ContextSampler, Importance, Similarity, head_importance, head_map, head_similarity, stability
 
 BUNDLE_FORMAT = 2
 
@@ -335,12 +335,13 @@ def _analyze(
         timings[name] = round(time.perf_counter() - began, 3)
         return value
 
+    sampler = ContextSampler(lm, dataset, lm.present_mask(), params.similarity_tokens, params.seed)
     stats = timed(
         "attention_statistics",
         0.0,
         0.2,
         lambda p: halving_retry(
-            lambda budget: attention_statistics(lm, dataset, progress=p, cache=cache, max_tokens=budget),
+            lambda budget: attention_statistics(lm, dataset, progress=p, cache=cache, max_tokens=budget, sampler=sampler),
             ATTENTION_TOKENS,
             device=lm.device,
             what="the attention statistics",
@@ -351,7 +352,7 @@ def _analyze(
         "similarity",
         0.35,
         0.45,
-        lambda p: head_similarity(lm, dataset, tokens=params.similarity_tokens, seed=params.seed, progress=p, cache=cache),
+        lambda p: head_similarity(lm, dataset, tokens=params.similarity_tokens, seed=params.seed, progress=p, cache=cache, sampler=sampler),
     )
     syntax = timed(
         "roles_alignment",

@@ -7,7 +7,7 @@ Uses the model's eager twin (same weights) so attention weights exist; head gate
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from .batching import Encoded, collate, default_max_length, encode, length_batches, mask_key, resolve_keep_mask
 from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
+from .gating import capture_context
 from .hooks import SharedHooks, caller_state, mark, state_of
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
+from .scores import ContextSampler
 
 PROFILE_NAMES = ("cls", "sep", "self", "prev", "next", "other")
 ENTROPY_BINS = 20
@@ -104,12 +106,14 @@ def attention_maps(
 
 @dataclass
 class AttentionBatch:
-    """One batch of attention maps: ``layers[l]`` is (batch, heads present in l, T, T) or None."""
+    """One batch of attention maps: ``layers[l]`` is (batch, heads present in l, T, T) or None;
+    ``context[l]`` the layer's context vectors (batch, T, heads present x d_h), when asked for."""
 
     indices: np.ndarray
     input_ids: torch.Tensor
     valid: torch.Tensor
     layers: list[torch.Tensor | None]
+    context: list[torch.Tensor | None] | None = None
 
 
 def iter_attention(
@@ -118,8 +122,10 @@ def iter_attention(
     scheme: Scheme | np.ndarray | None = None,
     max_tokens: int = 2048,
     progress: ProgressFn | None = None,
+    contexts: bool = False,
 ) -> Iterator[AttentionBatch]:
-    """Stream attention maps over a dataset, one length-bucketed batch at a time."""
+    """Stream attention maps over a dataset, one length-bucketed batch at a time (with
+    ``contexts``, each layer's context vectors too)."""
     report = progress or no_progress
     encoded = dataset if isinstance(dataset, Encoded) else encode(lm, dataset)
     keep = resolve_keep_mask(lm, scheme)
@@ -128,9 +134,15 @@ def iter_attention(
     done = 0
     for indices in length_batches(encoded.lengths, max_tokens):
         batch = collate(encoded, indices, pad_id, lm.device)
-        with torch.inference_mode(), lm.gated(keep, model), capture_attention(lm, model) as captured:
+        with ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            stack.enter_context(lm.gated(keep, model))
+            captured = stack.enter_context(capture_attention(lm, model))
+            context = stack.enter_context(capture_context(model, lm.adapter, lm.kept_heads, lm.head_dim)) if contexts else None
             model(**batch)
-        yield AttentionBatch(indices, batch["input_ids"], batch["attention_mask"].bool(), list(captured))
+        yield AttentionBatch(
+            indices, batch["input_ids"], batch["attention_mask"].bool(), list(captured), list(context) if context is not None else None
+        )
         done += len(indices)
         report(done / len(encoded), f"attention {done}/{len(encoded)}")
 
@@ -223,22 +235,29 @@ def attention_statistics(
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
     max_tokens: int = 2048,
+    sampler: ContextSampler | None = None,
 ) -> AttentionStats:
-    """Stream attention over ``dataset`` once and keep only per-sample summaries (cached on disk)."""
+    """Stream attention over ``dataset`` once and keep only per-sample summaries (cached on disk).
+
+    ``sampler``: also collect its context vectors from the same pass (the similarity's; nothing
+    is collected when the statistics come from the cache).
+    """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
+    if sampler is not None and sampler.identity[:2] != (dataset.fingerprint, mask_key(keep)):
+        sampler = None  # sampled from other data or under another mask: this pass cannot fill it
     key = cache_key("attnstats", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep))
     return cached_part(
         cache,
         key,
-        lambda: _attention_statistics(lm, dataset, keep, max_tokens, progress),
+        lambda: _attention_statistics(lm, dataset, keep, max_tokens, progress, sampler),
         lambda stats: (stats.arrays(), {"model": lm.name, "data": dataset.name}),
         lambda arrays, _: AttentionStats(**arrays),
     )
 
 
 def _attention_statistics(
-    lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None
+    lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, max_tokens: int, progress: ProgressFn | None, sampler: ContextSampler | None
 ) -> AttentionStats:
     n, layers, heads = len(dataset), lm.num_layers, lm.num_heads
     profiles = np.full((n, layers, heads, len(PROFILE_NAMES)), np.nan, dtype=np.float32)
@@ -246,7 +265,9 @@ def _attention_statistics(
     distance = np.full((n, layers, heads), np.nan, dtype=np.float32)
     hist = np.zeros((layers, heads, ENTROPY_BINS), dtype=np.float64)
     cls_ids, sep_ids = special_ids(lm.tokenizer)
-    for batch in iter_attention(lm, dataset, keep, max_tokens, progress or no_progress):
+    for batch in iter_attention(lm, dataset, keep, max_tokens, progress or no_progress, contexts=sampler is not None):
+        if sampler is not None and batch.context is not None:
+            sampler.add(batch.indices, batch.context)
         for layer, weights in enumerate(batch.layers):
             if weights is None:
                 continue

@@ -223,46 +223,66 @@ def sample_token_positions(encoded: Encoded, count: int, seed: int = 0) -> dict[
     return {s: np.asarray(p) for s, p in chosen.items()}
 
 
-def context_vectors(
-    lm: LoadedModel,
-    encoded: Encoded,
-    positions: dict[int, np.ndarray],
-    keep: np.ndarray,
-    max_tokens: int = 4096,
-    progress: ProgressFn | None = None,
-) -> np.ndarray:
-    """Each head's context vector (input of the attention output projection) at the chosen tokens.
+class ContextSampler:
+    """Each head's context vector at ``tokens`` sampled tokens of ``dataset`` (seeded), under ``keep``.
 
-    Taken before the gates of ``keep`` act (:func:`pruning_core.gating.capture_context`): a gated-off
-    head's vector is what it computes on the gated model's hidden states, and no other caller's
-    hooks change what is recorded. Returns (layers, heads, tokens, d_h); absent heads are NaN.
+    Filled from forward passes over the dataset: :meth:`add` takes one batch's captured context
+    vectors (:func:`pruning_core.gating.capture_context`) and its row indices. A pass run for
+    something else (the attention statistics) can fill it, so the similarity needs no pass of its
+    own. ``vectors`` is (layers, heads, tokens, d_h), NaN for absent heads.
+    """
+
+    def __init__(self, lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, tokens: int, seed: int):
+        self.encoded = encode(lm, dataset)
+        self.kept_heads, self.head_dim = lm.kept_heads, lm.head_dim
+        self.identity = (dataset.fingerprint, mask_key(keep), tokens, seed)
+        self.positions = sample_token_positions(self.encoded, tokens, seed)
+        self.offsets: dict[int, int] = {}
+        cursor = 0
+        for sample in sorted(self.positions):
+            self.offsets[sample] = cursor
+            cursor += len(self.positions[sample])
+        self.vectors = np.full((lm.num_layers, lm.num_heads, cursor, lm.head_dim), np.nan, dtype=np.float32)
+        self.filled: set[int] = set()
+
+    def add(self, indices: np.ndarray, captured: list[torch.Tensor | None]) -> None:
+        rows = [(row, int(s)) for row, s in enumerate(indices) if int(s) in self.positions]
+        for layer, context in enumerate(captured):
+            present = self.kept_heads[layer]
+            if context is None or not present or not rows:
+                continue
+            heads = context.float().cpu().numpy().reshape(context.shape[0], context.shape[1], len(present), self.head_dim)
+            for row, sample in rows:
+                start = self.offsets[sample]
+                positions = self.positions[sample]
+                self.vectors[layer, present, start : start + len(positions)] = heads[row, positions].transpose(1, 0, 2)
+        self.filled.update(sample for _, sample in rows)
+
+    def complete(self) -> bool:
+        return self.filled.issuperset(self.positions)
+
+
+def context_vectors(
+    lm: LoadedModel, sampler: ContextSampler, keep: np.ndarray, max_tokens: int = 4096, progress: ProgressFn | None = None
+) -> np.ndarray:
+    """Fill ``sampler`` with its own forward passes over the rows it samples, under ``keep``.
+
+    Context vectors are the input of the attention output projection, taken before the gates of
+    ``keep`` act (:func:`pruning_core.gating.capture_context`): a gated-off head's vector is what
+    it computes on the gated model's hidden states, and no other caller's hooks change what is
+    recorded. Returns (layers, heads, tokens, d_h); absent heads are NaN.
     """
     report = progress or no_progress
-    samples = np.asarray(sorted(positions))
-    n_tokens = sum(len(p) for p in positions.values())
-    out = np.full((lm.num_layers, lm.num_heads, n_tokens, lm.head_dim), np.nan, dtype=np.float32)
-    offsets = {}
-    cursor = 0
-    for s in samples:
-        offsets[int(s)] = cursor
-        cursor += len(positions[int(s)])
-    pad_id = lm.pad_id
+    encoded = sampler.encoded
+    samples = np.asarray(sorted(sampler.positions))
     subset_batches = [samples[b] for b in length_batches(encoded.lengths[samples], max_tokens)]
     with capture_context(lm.model, lm.adapter, lm.kept_heads, lm.head_dim) as captured:
         for i, indices in enumerate(subset_batches):
             with torch.inference_mode(), lm.gated(keep):
-                lm.model(**collate(encoded, indices, pad_id, lm.device))
-            for layer, context in enumerate(captured):
-                present = lm.kept_heads[layer]
-                if context is None or not present:
-                    continue
-                heads = context.float().cpu().numpy().reshape(context.shape[0], context.shape[1], len(present), lm.head_dim)
-                for row, s in enumerate(indices):
-                    pos = positions[int(s)]
-                    start = offsets[int(s)]
-                    out[layer, present, start : start + len(pos)] = heads[row, pos].transpose(1, 0, 2)
+                lm.model(**collate(encoded, indices, lm.pad_id, lm.device))
+            sampler.add(indices, captured)
             report((i + 1) / len(subset_batches), f"context vectors {i + 1}/{len(subset_batches)}")
-    return out
+    return sampler.vectors
 
 
 @dataclass
@@ -283,24 +303,29 @@ def head_similarity(
     seed: int = 0,
     progress: ProgressFn | None = None,
     cache: DiskCache | None = None,
+    sampler: ContextSampler | None = None,
 ) -> Similarity:
-    """CKA similarity of every pair of heads over ``tokens`` sampled non-padding tokens (cached)."""
+    """CKA similarity of every pair of heads over ``tokens`` sampled non-padding tokens (cached).
+
+    ``sampler``: context vectors already collected by another pass over the same data, mask,
+    tokens and seed (the analysis fills one during the attention statistics); used only if it
+    matches and is complete, otherwise the similarity runs its own pass.
+    """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key("similarity", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), tokens=tokens, seed=seed)
+    usable = sampler is not None and sampler.identity == (dataset.fingerprint, mask_key(keep), tokens, seed) and sampler.complete()
     return cached_part(
         cache,
         key,
-        lambda: _similarity(lm, dataset, keep, tokens, seed, progress),
+        lambda: _similarity(lm, sampler if usable else ContextSampler(lm, dataset, keep, tokens, seed), keep, not usable, progress),
         lambda r: ({"cka": r.cka, "score": r.score, "partner": r.partner, "tokens": np.asarray(r.tokens)}, {}),
         lambda arrays, _: Similarity(arrays["cka"], arrays["score"], arrays["partner"], int(arrays["tokens"])),
     )
 
 
-def _similarity(lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, tokens: int, seed: int, progress: ProgressFn | None) -> Similarity:
-    encoded = encode(lm, dataset)
-    positions = sample_token_positions(encoded, tokens, seed)
-    vectors = context_vectors(lm, encoded, positions, keep, progress=progress)
+def _similarity(lm: LoadedModel, sampler: ContextSampler, keep: np.ndarray, run_pass: bool, progress: ProgressFn | None) -> Similarity:
+    vectors = context_vectors(lm, sampler, keep, progress=progress) if run_pass else sampler.vectors
     flat = vectors.reshape(lm.num_layers * lm.num_heads, vectors.shape[2], lm.head_dim)
     present = lm.present_mask().ravel()
     cka = np.full((len(flat), len(flat)), np.nan, dtype=np.float32)

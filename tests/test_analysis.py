@@ -26,3 +26,38 @@ def test_a_folder_that_is_not_a_bundle_is_refused_with_the_command_to_rebuild_it
     (tmp_path / "bundle.json").write_text("{}")
     with pytest.raises(BhpvasError, match="not a readable analysis bundle"):
         load_bundle(tmp_path)
+
+
+def test_the_similarity_comes_from_the_attention_statistics_pass(tiny_bert, tmp_path, monkeypatch):
+    """With nothing cached, the analysis collects the similarity's context vectors during the
+    attention statistics' pass (no pass of its own), and they give the CKA its own pass gives."""
+    from pruning_core import DiskCache, load_dataset, scores
+    from pruning_core.analysis import AnalysisParams, analyze
+
+    data = load_dataset("sst2", max_rows=40)
+    params = AnalysisParams(similarity_tokens=300, role_sentences=20, alignment_sentences=20, leave_one_out=False)
+    separate = scores.head_similarity(tiny_bert, data, tokens=300, seed=params.seed, cache=DiskCache(enabled=False))
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the similarity ran a forward pass of its own")
+
+    monkeypatch.setattr(scores, "context_vectors", no_second_pass)
+    bundle = analyze(tiny_bert, data, params, cache=DiskCache(tmp_path))
+    assert bundle.similarity.tokens == separate.tokens == 300
+    assert np.allclose(bundle.similarity.cka, separate.cka, atol=1e-5, equal_nan=True)
+    assert np.array_equal(bundle.similarity.partner, separate.partner)
+
+
+def test_a_sampler_for_other_data_is_not_filled_and_not_used(tiny_bert):
+    from pruning_core import DiskCache, load_dataset
+    from pruning_core.attention import attention_statistics
+    from pruning_core.scores import ContextSampler, head_similarity
+
+    data, other = load_dataset("sst2", max_rows=30), load_dataset("sst2", max_rows=31)
+    sampler = ContextSampler(tiny_bert, other, tiny_bert.present_mask(), 100, 0)
+    attention_statistics(tiny_bert, data, cache=DiskCache(enabled=False), sampler=sampler)
+    assert not sampler.filled
+    own = head_similarity(tiny_bert, data, tokens=100, cache=DiskCache(enabled=False))
+    assert np.array_equal(
+        head_similarity(tiny_bert, data, tokens=100, cache=DiskCache(enabled=False), sampler=sampler).cka, own.cka, equal_nan=True
+    )
