@@ -480,7 +480,7 @@ def _compute_curves(
     points: dict[str, dict[tuple[int, int], Point]] = {name: {} for name in params.strategies}
     evaluations = 0
 
-    def measure_all(wanted: list[tuple[str, int, int]], low: float, high: float) -> None:
+    def measure_all(wanted: list[tuple[str, int, int]], low: float, high: float, what: str) -> None:
         """Evaluate every (strategy, run, K) of ``wanted`` not yet measured, each distinct mask once."""
         nonlocal evaluations
         by_mask: dict[bytes, tuple[np.ndarray, list[tuple[str, int, int]]]] = {}
@@ -500,9 +500,11 @@ def _compute_curves(
             evaluations += int(not result.from_cache)
             for user, run, user_k in users:
                 points[user][(run, user_k)] = _point(result)
-            report(low + (high - low) * (done + 1) / len(masks), f"{name}: {k} heads pruned")
+            report(
+                low + (high - low) * (done + 1) / len(masks), f"{what} {done + 1}/{len(masks)}: {runs_of[name][0].label}, {k} heads pruned"
+            )
 
-    measure_all([(name, r, k) for name in params.strategies for r in range(len(orders_of[name])) for k in grid], 0.3, 0.8)
+    measure_all([(name, r, k) for name in params.strategies for r in range(len(orders_of[name])) for k in grid], 0.3, 0.8, "grid point")
     if params.refine_knee:
         refine = []
         for name in params.strategies:
@@ -510,7 +512,7 @@ def _compute_curves(
                 continue
             for low, high in _refine_ranges(grid, [points[name][(0, k)] for k in grid], full.accuracy, full_correct):
                 refine += [(name, 0, k) for k in range(low + 1, high) if (0, k) not in points[name]]
-        measure_all(refine, 0.8, 0.97)
+        measure_all(refine, 0.8, 0.97, "knee refinement")
     curves = {
         name: strategy_curve(
             name,

@@ -201,6 +201,18 @@ def test_curve_points_equal_evaluating_each_mask_on_its_own(tiny_bert, tiny_bund
                 assert curve.loss[run, index] == pytest.approx(alone.loss, rel=1e-4, abs=1e-6), (curve.name, run, k)
 
 
+def test_curves_progress_only_moves_forward_and_names_each_point(tiny_bert, tiny_bundle, isolated_cache):
+    data, bundle = tiny_bundle
+    seen: list[tuple[float, str]] = []
+    params = CurveParams(step_fraction=0.25, random_seeds=2, strategies=("importance", "random", "top-first"))
+    compute_curves(tiny_bert, data, bundle, params, progress=lambda fraction, text: seen.append((fraction, text)))
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    grid = [text for _, text in seen if text.startswith("grid point ")]
+    assert grid and grid[-1].startswith(f"grid point {len(grid)}/{len(grid)}: ")
+    assert any("Importance (one-shot), " in text for text in grid)
+
+
 def test_a_new_strategy_version_is_not_served_from_the_curves_cache(tiny_bert, tiny_bundle, monkeypatch):
     data, bundle = tiny_bundle
     params = CurveParams(step_fraction=0.25, strategies=("importance",))
