@@ -244,7 +244,7 @@ def attention_statistics(
     """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
-    if sampler is not None and sampler.identity[:2] != (dataset.fingerprint, mask_key(keep)):
+    if sampler is not None and not sampler.matches(dataset, keep):
         sampler = None  # sampled from other data or under another mask: this pass cannot fill it
     key = cache_key("attnstats", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep))
     return cached_part(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -229,29 +230,51 @@ class ContextSampler:
     Filled from forward passes over the dataset: :meth:`add` takes one batch's captured context
     vectors (:func:`pruning_core.gating.capture_context`) and its row indices. A pass run for
     something else (the attention statistics) can fill it, so the similarity needs no pass of its
-    own. ``vectors`` is (layers, heads, tokens, d_h), NaN for absent heads.
+    own. ``vectors`` is (layers, heads, tokens, d_h), NaN for absent heads. Nothing is sampled or
+    allocated until a pass adds to it or its vectors are asked for (an analysis reopened from the
+    cache never does either).
     """
 
     def __init__(self, lm: LoadedModel, dataset: TextDataset, keep: np.ndarray, tokens: int, seed: int):
-        self.encoded = encode(lm, dataset)
-        self.kept_heads, self.head_dim = lm.kept_heads, lm.head_dim
-        self.identity = (dataset.fingerprint, mask_key(keep), tokens, seed)
-        self.positions = sample_token_positions(self.encoded, tokens, seed)
-        self.offsets: dict[int, int] = {}
-        cursor = 0
-        for sample in sorted(self.positions):
-            self.offsets[sample] = cursor
-            cursor += len(self.positions[sample])
-        self.vectors = np.full((lm.num_layers, lm.num_heads, cursor, lm.head_dim), np.nan, dtype=np.float32)
+        self.lm, self.dataset, self.keep, self.tokens, self.seed = lm, dataset, keep, tokens, seed
         self.filled: set[int] = set()
+
+    def matches(self, dataset: TextDataset, keep: np.ndarray, tokens: int | None = None, seed: int | None = None) -> bool:
+        """Whether this sampler is for ``dataset`` under ``keep`` (and ``tokens``, ``seed`` when given)."""
+        return (
+            dataset.fingerprint == self.dataset.fingerprint
+            and np.array_equal(keep, self.keep)
+            and (tokens is None or tokens == self.tokens)
+            and (seed is None or seed == self.seed)
+        )
+
+    @cached_property
+    def encoded(self) -> Encoded:
+        return encode(self.lm, self.dataset)
+
+    @cached_property
+    def positions(self) -> dict[int, np.ndarray]:
+        return sample_token_positions(self.encoded, self.tokens, self.seed)
+
+    @cached_property
+    def offsets(self) -> dict[int, int]:
+        """Where each sampled row's tokens start along the vectors' token axis."""
+        starts = np.cumsum([0] + [len(self.positions[sample]) for sample in sorted(self.positions)])
+        return {sample: int(start) for sample, start in zip(sorted(self.positions), starts)}
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        count = sum(len(p) for p in self.positions.values())
+        return np.full((self.lm.num_layers, self.lm.num_heads, count, self.lm.head_dim), np.nan, dtype=np.float32)
 
     def add(self, indices: np.ndarray, captured: list[torch.Tensor | None]) -> None:
         rows = [(row, int(s)) for row, s in enumerate(indices) if int(s) in self.positions]
+        head_dim = self.lm.head_dim
         for layer, context in enumerate(captured):
-            present = self.kept_heads[layer]
+            present = self.lm.kept_heads[layer]
             if context is None or not present or not rows:
                 continue
-            heads = context.float().cpu().numpy().reshape(context.shape[0], context.shape[1], len(present), self.head_dim)
+            heads = context.float().cpu().numpy().reshape(context.shape[0], context.shape[1], len(present), head_dim)
             for row, sample in rows:
                 start = self.offsets[sample]
                 positions = self.positions[sample]
@@ -307,25 +330,27 @@ def head_similarity(
 ) -> Similarity:
     """CKA similarity of every pair of heads over ``tokens`` sampled non-padding tokens (cached).
 
-    ``sampler``: context vectors already collected by another pass over the same data, mask,
-    tokens and seed (the analysis fills one during the attention statistics); used only if it
-    matches and is complete, otherwise the similarity runs its own pass.
+    ``sampler``: where the context vectors are collected, possibly already by another pass over
+    the same data, mask, tokens and seed (the analysis fills one during the attention
+    statistics); one that does not match is not used, and one not yet complete is filled by the
+    similarity's own pass.
     """
     cache = cache if cache is not None else DiskCache()
     keep = resolve_keep_mask(lm, scheme)
     key = cache_key("similarity", model=lm.fingerprint, data=dataset.fingerprint, mask=mask_key(keep), tokens=tokens, seed=seed)
-    usable = sampler is not None and sampler.identity == (dataset.fingerprint, mask_key(keep), tokens, seed) and sampler.complete()
+    if sampler is None or not sampler.matches(dataset, keep, tokens, seed):
+        sampler = ContextSampler(lm, dataset, keep, tokens, seed)
     return cached_part(
         cache,
         key,
-        lambda: _similarity(lm, sampler if usable else ContextSampler(lm, dataset, keep, tokens, seed), keep, not usable, progress),
+        lambda: _similarity(lm, sampler, keep, progress),
         lambda r: ({"cka": r.cka, "score": r.score, "partner": r.partner, "tokens": np.asarray(r.tokens)}, {}),
         lambda arrays, _: Similarity(arrays["cka"], arrays["score"], arrays["partner"], int(arrays["tokens"])),
     )
 
 
-def _similarity(lm: LoadedModel, sampler: ContextSampler, keep: np.ndarray, run_pass: bool, progress: ProgressFn | None) -> Similarity:
-    vectors = context_vectors(lm, sampler, keep, progress=progress) if run_pass else sampler.vectors
+def _similarity(lm: LoadedModel, sampler: ContextSampler, keep: np.ndarray, progress: ProgressFn | None) -> Similarity:
+    vectors = sampler.vectors if sampler.complete() else context_vectors(lm, sampler, keep, progress=progress)
     flat = vectors.reshape(lm.num_layers * lm.num_heads, vectors.shape[2], lm.head_dim)
     present = lm.present_mask().ravel()
     cka = np.full((len(flat), len(flat)), np.nan, dtype=np.float32)

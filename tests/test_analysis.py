@@ -61,3 +61,20 @@ def test_a_sampler_for_other_data_is_not_filled_and_not_used(tiny_bert):
     assert np.array_equal(
         head_similarity(tiny_bert, data, tokens=100, cache=DiskCache(enabled=False), sampler=sampler).cka, own.cka, equal_nan=True
     )
+
+
+def test_reopening_an_analysis_samples_no_context_tokens(tiny_bert, tmp_path, monkeypatch):
+    """The sampler is only laid out when a pass fills it: an analysis reopened from the cache skips it."""
+    from pruning_core import DiskCache, load_dataset, scores
+    from pruning_core.analysis import AnalysisParams, analyze
+
+    data = load_dataset("sst2", max_rows=24)
+    params = AnalysisParams(similarity_tokens=100, role_sentences=10, alignment_sentences=10, leave_one_out=False)
+    first = analyze(tiny_bert, data, params, cache=DiskCache(tmp_path))
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("context tokens sampled on a reopen")
+
+    monkeypatch.setattr(scores, "sample_token_positions", no_sampling)
+    again = analyze(tiny_bert, data, params, cache=DiskCache(tmp_path))
+    assert np.array_equal(again.similarity.cka, first.similarity.cka, equal_nan=True)
