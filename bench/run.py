@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pruning_core import DiskCache, Scheme, evaluate, load_dataset, load_model
-from pruning_core.batching import encode
+from pruning_core.batching import encode, resolve_keep_mask
 from pruning_core.efficiency import encoder_macs
 from pruning_core.evaluation import forward_logits
 from pruning_core.incremental import prefix_store
@@ -145,7 +145,7 @@ class EvaluationClock:
         def clocked(lm, dataset, scheme=None, **kwargs):
             start = time.perf_counter()
             result = original(lm, dataset, scheme, **kwargs)
-            pruned = 0 if scheme is None else int((~np.asarray(scheme.keep_mask() if hasattr(scheme, "keep_mask") else scheme)).sum())
+            pruned = int((~resolve_keep_mask(lm, scheme)).sum())
             kind = fixed_kind or ("grid" if pruned in self.grid else "refinement")
             self.seconds[kind] += time.perf_counter() - start
             self.calls[kind] += int(not result.from_cache)

@@ -510,8 +510,7 @@ def _compute_curves(
         for name in params.strategies:
             if len(orders_of[name]) != 1:
                 continue
-            for low, high in _refine_ranges(grid, [points[name][(0, k)] for k in grid], full.accuracy, full_correct):
-                refine += [(name, 0, k) for k in range(low + 1, high) if (0, k) not in points[name]]
+            refine += [(name, 0, k) for k in refinement_ks(grid, [points[name][(0, k)] for k in grid], full.accuracy, full_correct)]
         measure_all(refine, 0.8, 0.97, "knee refinement")
     curves = {
         name: strategy_curve(
@@ -584,11 +583,10 @@ def sweep(
         points[(r, k)] = measure(r, k)
         report(0.9 * (i + 1) / len(todo), f"{name}: {k} heads pruned")
     if refine_knee and runs == 1:
-        for low, high in _refine_ranges(grid, [points[(0, k)] for k in grid], full_accuracy, full_correct):
-            for k in range(low + 1, high):
-                if (0, k) not in points:
-                    points[(0, k)] = measure(0, k)
-                report(0.9 + 0.1 * (k - low) / max(high - low, 1), f"{name}: refining at {k}")
+        ks = refinement_ks(grid, [points[(0, k)] for k in grid], full_accuracy, full_correct)
+        for i, k in enumerate(ks):
+            points[(0, k)] = measure(0, k)
+            report(0.9 + 0.1 * (i + 1) / len(ks), f"{name}: refining at {k}")
     report(1.0, f"{name}: done")
     return points
 
@@ -632,6 +630,11 @@ def closest_to_mean(accuracy: np.ndarray) -> int:
     """The run whose curve is closest (least squares) to the mean curve; the lowest index on ties."""
     distance = ((accuracy - accuracy.mean(0, keepdims=True)) ** 2).sum(1)
     return int(np.argmin(distance))
+
+
+def refinement_ks(grid: list[int], points: list[Point], full_accuracy: float, full_correct: np.ndarray) -> list[int]:
+    """The K to evaluate between grid points (:func:`_refine_ranges`), in increasing order; none is on the grid."""
+    return [k for low, high in _refine_ranges(grid, points, full_accuracy, full_correct) for k in range(low + 1, high)]
 
 
 def _refine_ranges(
