@@ -85,13 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .demo import Recipe as DemoRecipe
+
+    demo_recipe = DemoRecipe()
     demo = sub.add_parser("prepare-demo", help="fine-tune the embedded demo model (all-MiniLM-L6-v2 on SST-2)")
     demo.add_argument("--out", default=None, help="output folder (default: the package's demo folder)")
-    demo.add_argument("--epochs", type=float, default=1.0)
-    demo.add_argument("--lr", type=float, default=8e-5)
-    demo.add_argument("--batch-size", type=int, default=32)
-    demo.add_argument("--max-length", type=int, default=66)
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--epochs", type=float, default=demo_recipe.epochs)
+    demo.add_argument("--lr", type=float, default=demo_recipe.learning_rate)
+    demo.add_argument("--batch-size", type=int, default=demo_recipe.batch_size)
+    demo.add_argument("--max-length", type=int, default=demo_recipe.max_length)
+    demo.add_argument("--seed", type=int, default=demo_recipe.seed)
+    demo.add_argument(
+        "--held-out-rows",
+        type=int,
+        default=demo_recipe.held_out_rows,
+        help="train sentences kept out to choose the checkpoint (0: keep the last step)",
+    )
     demo.add_argument(
         "--batching", default="bucketed", choices=("bucketed", "shuffled"), help="batches of similar lengths, or plain shuffled"
     )
@@ -267,6 +276,7 @@ def cmd_prepare_demo(args: argparse.Namespace) -> dict[str, Any]:
         max_length=args.max_length,
         train_rows=args.train_rows,
         batching=args.batching,
+        held_out_rows=args.held_out_rows,
     )
     with _progress(args, "fine-tuning demo") as report:
         card = prepare_demo(Path(args.out) if args.out else DEMO_DIR, recipe, report)
