@@ -30,6 +30,7 @@ from pruning_core.incremental import prefix_store
 from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.lru import LRUCache, nbytes_of
 from pruning_core.policy import SourcePolicy
+from pruning_core.progress import throttled
 from pruning_core.repair_curves import add_repaired_curves
 from pruning_core.results import OpenedResults, shipped_results
 from pruning_core.schemes import Scheme
@@ -152,14 +153,21 @@ def queued_job(name: str) -> Iterator[None]:
         slot.empty()
 
 
+PROGRESS_INTERVAL_S = 0.25
+"""Least time between two redraws of a progress bar: each redraw is a message the browser renders,
+and on a small machine that shares its cores with the browser, redrawing per batch slowed a
+one-second evaluation by about a fifth."""
+
+
 def lazy_progress(label: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
-    """A progress callback that draws a bar only once work is reported, and a function removing it."""
+    """A progress callback that draws a bar once work is reported (then at most every
+    :data:`PROGRESS_INTERVAL_S`, and always at the end), and a function removing it."""
     slot = st.empty()
 
-    def report(fraction: float, message: str) -> None:
+    def draw(fraction: float, message: str) -> None:
         slot.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {message}")
 
-    return report, slot.empty
+    return throttled(draw, PROGRESS_INTERVAL_S), slot.empty
 
 
 @contextmanager

@@ -3,9 +3,11 @@
 Starts the dashboard on the demo (``streamlit run app/main.py``, a fresh result cache), opens the
 Scheme page with a 21-head scheme, then clicks heads of layers 0, 3 and 5 on the scheme grid. Each
 click adds a head (a masked evaluation that recomputes the layers from the toggled one up), each
-second click removes it again (a remembered result). Times, from the click to the sidebar showing
-the new head count (its metrics are drawn after the evaluation) and to the page being idle, are
-printed and written as JSON.
+second click removes it again (a remembered result). Three times from the click are printed and
+written as JSON: to the sidebar first showing the new head count (the evaluation's progress bar,
+"Evaluating the scheme (22 heads pruned)", or the metrics' caption: the click is acknowledged), to
+the sidebar's metrics of the new scheme (their caption "22 of 72 heads pruned · …", drawn once the
+evaluation is done: click-to-updated-sidebar), and to the page being idle.
 
     python bench/browser_toggle.py                    # default precision of this machine
     BHPVAS_PRECISION=fp32 python bench/browser_toggle.py --out /tmp/toggle-fp32.json
@@ -102,28 +104,43 @@ def wait_idle(page, timeout: float = 900) -> float:
     raise SystemExit("the app did not settle")
 
 
-def click_and_time(page, layer: int, head: int, expected_pruned: int) -> tuple[float, float]:
-    """Click one cell of the scheme grid; seconds until the sidebar shows ``expected_pruned`` heads, and until idle."""
+WATCH = """([count, progress]) => {
+  const sidebar = document.querySelector('[data-testid=stSidebar]');
+  const captions = () => [...sidebar.querySelectorAll('[data-testid=stCaptionContainer]')].map(e => e.innerText);
+  const times = window.__toggle = {start: performance.now(), acknowledged: null, metrics: null};
+  const check = () => {
+    const now = performance.now();
+    if (times.acknowledged === null && (sidebar.innerText.includes(count) || sidebar.innerText.includes(progress))) times.acknowledged = now;
+    if (times.metrics === null && captions().some(t => t.startsWith(count + ' ·'))) { times.metrics = now; observer.disconnect(); }
+  };
+  const observer = new MutationObserver(check);
+  observer.observe(sidebar, {subtree: true, childList: true, characterData: true});
+}"""
+"""Records, in the page, when the sidebar first shows the new head count and when it shows the new
+scheme's metrics: a MutationObserver runs as the DOM changes, so a busy page (charts redrawing after
+the sidebar) cannot delay the reading, as polling from outside would."""
+
+
+def click_and_time(page, layer: int, head: int, expected_pruned: int) -> tuple[float, float, float]:
+    """Click one cell of the scheme grid; seconds until the sidebar shows ``expected_pruned`` heads
+    (in the evaluation's progress bar or the metrics' caption), until it shows that scheme's
+    metrics, and until the page is idle."""
     chart = page.locator("[data-testid='stPlotlyChart']").nth(0)
     chart.scroll_into_view_if_needed()
     point = chart.locator(".scatterlayer .trace").nth(0).locator("path.point").nth(layer * HEADS_PER_LAYER + head)
     box = point.bounding_box()
     assert box is not None
-    text = f"{expected_pruned} of 72 heads pruned"
+    count = f"{expected_pruned} of 72 heads pruned"
+    page.evaluate(WATCH, [count, f"({expected_pruned} heads pruned)"])
     started = time.perf_counter()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     try:
-        page.wait_for_function(
-            "t => [...document.querySelectorAll('[data-testid=stSidebar] [data-testid=stCaptionContainer]')].some(e => e.innerText.includes(t))",
-            arg=text,
-            polling=20,
-            timeout=120_000,
-        )
+        page.wait_for_function("() => window.__toggle.metrics !== null", polling=50, timeout=120_000)
     except sync_api.TimeoutError:
         page.screenshot(path="/tmp/bhpvas-browser-toggle-timeout.png")
-        raise SystemExit(f"the sidebar never showed {text!r} after clicking head {layer}.{head} (screenshot in /tmp)") from None
-    sidebar = time.perf_counter() - started
-    return sidebar, wait_idle(page) - started
+        raise SystemExit(f"the sidebar never showed the metrics of {count!r} (screenshot in /tmp)") from None
+    times = page.evaluate("() => window.__toggle")
+    return (times["acknowledged"] - times["start"]) / 1000, (times["metrics"] - times["start"]) / 1000, wait_idle(page) - started
 
 
 def main() -> int:
@@ -147,10 +164,20 @@ def main() -> int:
                     add = click_and_time(page, layer, head, len(START) + 1)
                     back = click_and_time(page, layer, head, len(START))
                     rows.append(
-                        {"layer": layer, "head": head, "new_s": add[0], "new_idle_s": add[1], "known_s": back[0], "known_idle_s": back[1]}
+                        {
+                            "layer": layer,
+                            "head": head,
+                            "new_acknowledged_s": add[0],
+                            "new_s": add[1],
+                            "new_idle_s": add[2],
+                            "known_acknowledged_s": back[0],
+                            "known_s": back[1],
+                            "known_idle_s": back[2],
+                        }
                     )
                     print(
-                        f"layer {layer} head {head}: new scheme {add[0]:.2f} s to sidebar ({add[1]:.2f} s to idle); back {back[0]:.2f} s",
+                        f"layer {layer} head {head}: new scheme {add[0]:.2f} s to the head count, {add[1]:.2f} s to the metrics "
+                        f"({add[2]:.2f} s to idle); back {back[0]:.2f} / {back[1]:.2f} s",
                         flush=True,
                     )
             browser.close()
@@ -160,8 +187,8 @@ def main() -> int:
     precision = os.environ.get("BHPVAS_PRECISION") or "hardware default"
     summary = {
         layer: {
-            "median_new_s": round(statistics.median(r["new_s"] for r in rows if r["layer"] == layer), 2),
-            "median_known_s": round(statistics.median(r["known_s"] for r in rows if r["layer"] == layer), 2),
+            f"median_{field}": round(statistics.median(r[field] for r in rows if r["layer"] == layer), 2)
+            for field in ("new_acknowledged_s", "new_s", "known_acknowledged_s", "known_s")
         }
         for layer in CLICKS
     }

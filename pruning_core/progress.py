@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -20,6 +21,22 @@ def scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn:
 
     def report(fraction: float, message: str) -> None:
         parent(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return report
+
+
+def throttled(progress: ProgressFn, interval: float, clock: Callable[[], float] = time.monotonic) -> ProgressFn:
+    """``progress`` called for the first report, then at most once per ``interval`` seconds, and
+    always for a report of completion (fraction >= 1): for callbacks whose every call costs
+    something, such as a redrawn progress bar."""
+    last: list[float] = []
+
+    def report(fraction: float, message: str) -> None:
+        now = clock()
+        if last and fraction < 1.0 and now - last[0] < interval:
+            return
+        last[:] = [now]
+        progress(fraction, message)
 
     return report
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pruning_core.progress import no_progress, scaled
+from pruning_core.progress import no_progress, scaled, throttled
 
 
 def test_scaled_maps_into_the_parent_slice_and_clamps():
@@ -16,3 +16,12 @@ def test_scaled_maps_into_the_parent_slice_and_clamps():
     assert seen[-1] == (0.5, "done")
     scaled(None, 0, 1)(0.5, "nobody listens")
     no_progress(0.5, "ignored")
+
+
+def test_throttled_passes_the_first_report_then_one_per_interval_and_always_the_end():
+    seen, now = [], [0.0]
+    report = throttled(lambda fraction, message: seen.append(message), 0.25, clock=lambda: now[0])
+    for at, fraction, message in [(0.0, 0.1, "a"), (0.1, 0.2, "b"), (0.2, 0.3, "c"), (0.26, 0.4, "d"), (0.3, 0.5, "e"), (0.31, 1.0, "end")]:
+        now[0] = at
+        report(fraction, message)
+    assert seen == ["a", "d", "end"]
