@@ -88,6 +88,14 @@ def start_server(cache: str, log: Path) -> tuple[str, subprocess.Popen]:
     raise SystemExit("streamlit did not start within 120 s")
 
 
+def open_tab(playwright, timeout_ms: int):
+    """Headless Debian chromium and one 1500 x 1000 tab; returns (browser, tab)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    tab = browser.new_page(viewport={"width": 1500, "height": 1000})
+    tab.set_default_timeout(timeout_ms)
+    return browser, tab
+
+
 def wait_idle(page, timeout: float = 900) -> float:
     """Wait until the app has shown no running indicator for 1.5 s; returns when that quiet began (perf_counter)."""
     started, quiet, since = time.time(), 0, 0.0
@@ -152,9 +160,7 @@ def main() -> int:
     rows = []
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.set_default_timeout(600_000)
+            browser, page = open_tab(playwright, 600_000)
             page.goto(f"{url}/scheme?model=demo&scheme={','.join(START)}")
             page.get_by_text(f"{len(START)} of 72 heads pruned").wait_for(state="visible")
             wait_idle(page)

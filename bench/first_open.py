@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from browser_toggle import CHROMIUM, start_server
+from browser_toggle import open_tab, start_server
 from playwright import sync_api
 
 PAGES = {  # URL path: (the page's title, charts drawn when filled)
@@ -43,9 +43,7 @@ def open_page(path: str, title: str, charts: int) -> dict:
     healthy = time.perf_counter() - started
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.set_default_timeout(180_000)
+            browser, page = open_tab(playwright, 180_000)
             requested = time.perf_counter()
             page.goto(f"{url}/{path}?model=demo")
             page.locator("h1").filter(has_text=title).first.wait_for(state="visible")

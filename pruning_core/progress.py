@@ -29,13 +29,14 @@ def throttled(progress: ProgressFn, interval: float, clock: Callable[[], float] 
     """``progress`` called for the first report, then at most once per ``interval`` seconds, and
     always for a report of completion (fraction >= 1): for callbacks whose every call costs
     something, such as a redrawn progress bar."""
-    last: list[float] = []
+    last: float | None = None
 
     def report(fraction: float, message: str) -> None:
+        nonlocal last
         now = clock()
-        if last and fraction < 1.0 and now - last[0] < interval:
+        if last is not None and fraction < 1.0 and now - last < interval:
             return
-        last[:] = [now]
+        last = now
         progress(fraction, message)
 
     return report
