@@ -2,8 +2,12 @@
 
 A measured criterion (no gradient approximation): for every present head h, the calibration set
 (at most :data:`~pruning_core.calibration.MEASURED_ROWS` rows of it, a seeded sample) is
-evaluated with h gated off, through the compact and incremental evaluation path (the full
-model's hidden states are remembered, so only the layers from h's layer up are recomputed).
+evaluated with h gated off. Per batch, the full model runs once on the packed fast path
+(:mod:`pruning_core.fastpath`), keeping every layer's input and, at each layer, the context
+vectors of all its heads and their output projection. Gating head h off in that layer only
+subtracts h's share of the projection (its columns times its context vector), so each head costs
+the rest of its own layer and the layers above it; nothing below is recomputed. Models the fast
+path does not support evaluate each mask in full instead.
 """
 
 from __future__ import annotations
@@ -11,13 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from .batching import Encoded, collate, default_max_tokens, encode, length_batches
 from .cache import DiskCache, cache_key
 from .calibration import MEASURED_ROWS, measured_subset
 from .data import TextDataset
-from .evaluation import evaluate
+from .evaluation import _sample_losses, evaluate
+from .fastpath import Packing, _packed_attention, after_projection, compact_model, supports_compact
 from .loading import LoadedModel
+from .oom import halving_retry
 from .progress import ProgressFn, no_progress
+
+Head = tuple[int, int]
 
 
 @dataclass
@@ -65,13 +76,67 @@ def leave_one_out(
     loss = np.full(lm.shape, np.nan)
     accuracy = np.full(lm.shape, np.nan)
     heads = list(zip(*np.nonzero(present)))
-    for i, (layer, head) in enumerate(heads):
-        keep = present.copy()
-        keep[layer, head] = False
-        result = evaluate(lm, dataset, keep, cache=cache)
-        loss[layer, head] = result.loss - full.loss
-        accuracy[layer, head] = result.accuracy - full.accuracy
-        report((i + 1) / len(heads), f"leave-one-out {i + 1}/{len(heads)}")
+    if supports_compact(lm):
+        encoded = encode(lm, dataset)
+        budget = default_max_tokens(lm.device)
+        minimum = int(encoded.lengths.max()) if len(encoded) else 1
+        logits = halving_retry(lambda tokens: head_off_logits(lm, encoded, tokens, report), budget, minimum, lm.device, "leave-one-out")
+        for (layer, head), head_logits in logits.items():
+            losses = _sample_losses(head_logits.astype(np.float64), encoded.labels)
+            loss[layer, head] = float(losses.mean()) - full.loss
+            accuracy[layer, head] = float((head_logits.argmax(axis=1) == encoded.labels).mean()) - full.accuracy
+    else:
+        for i, (layer, head) in enumerate(heads):
+            keep = present.copy()
+            keep[layer, head] = False
+            result = evaluate(lm, dataset, keep, cache=cache)
+            loss[layer, head] = result.loss - full.loss
+            accuracy[layer, head] = result.accuracy - full.accuracy
+            report((i + 1) / len(heads), f"leave-one-out {i + 1}/{len(heads)}")
     result = LeaveOneOut(loss, accuracy, full.loss, full.accuracy, full.n)
     cache.put(key, result.arrays())
+    return result
+
+
+def head_off_logits(lm: LoadedModel, encoded: Encoded, max_tokens: int, progress: ProgressFn | None = None) -> dict[Head, np.ndarray]:
+    """Logits of every present head gated off alone, (rows, labels) per head, on the fast path."""
+    report = progress or no_progress
+    compact = compact_model(lm, None)
+    present = lm.present_mask()
+    last = len(compact.layers) - 1
+    batches = length_batches(encoded.lengths, max_tokens)
+    result = {
+        (int(layer), int(head)): np.zeros((len(encoded), lm.num_labels), dtype=np.float32) for layer, head in zip(*np.nonzero(present))
+    }
+    with torch.inference_mode(), lm.autocast():
+        for b, indices in enumerate(batches):
+            batch = collate(encoded, indices, lm.pad_id, lm.device)
+            packing = Packing.of(batch["attention_mask"])
+            inputs: list[torch.Tensor] = []
+            compact.forward_from(batch, record=inputs)
+            for index, layer in enumerate(compact.layers):
+                kept = lm.kept_heads[index]
+                if not kept:
+                    continue
+                first_only = index == last
+                hidden = inputs[index]
+                if index == 0 and compact.start.keeps_first_layer and last > 0:
+                    context = compact.start.first_layer(batch, packing).context
+                else:
+                    weight, bias, heads = compact.qkv[index]
+                    core = lm.adapter.attention_core(layer)
+                    scale = getattr(core, "scaling", lm.head_dim**-0.5)
+                    context = _packed_attention(hidden, weight, bias, heads, lm.head_dim, scale, packing, first_only)
+                residual = hidden[packing.starts] if first_only else hidden
+                out_proj = lm.adapter.out_proj(layer)
+                projected = out_proj(context)
+                for position, head in enumerate(kept):
+                    columns = slice(position * lm.head_dim, (position + 1) * lm.head_dim)
+                    share = F.linear(context[:, columns], out_proj.weight[:, columns])
+                    out = after_projection(lm.adapter, layer, projected - share, residual)
+                    for above in range(index + 1, last + 1):
+                        out = compact.layer(above, out, packing, first_only=above == last)
+                    logits = lm.adapter.classify(compact.body, out[:, None, :])
+                    result[(index, head)][indices] = logits.float().cpu().numpy()
+            report((b + 1) / len(batches), f"leave-one-out: batch {b + 1}/{len(batches)}")
     return result

@@ -282,10 +282,15 @@ def _packed_attention(
 def _block_output(adapter: ArchAdapter, layer: nn.Module, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """The rest of an encoder layer after attention: output projection, residual and LayerNorm,
     feed-forward, residual and LayerNorm (position-wise, so packed rows work as they are)."""
-    out_proj = adapter.out_proj(layer)
+    return after_projection(adapter, layer, adapter.out_proj(layer)(context), residual)
+
+
+def after_projection(adapter: ArchAdapter, layer: nn.Module, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """An encoder layer from its attention output projection's result ``projected`` on: residual
+    and LayerNorm, feed-forward, residual and LayerNorm (dropout is off in eval mode)."""
     if hasattr(layer, "sa_layer_norm"):
-        attended = layer.sa_layer_norm(out_proj(context) + residual)
+        attended = layer.sa_layer_norm(projected + residual)
         return layer.output_layer_norm(layer.ffn(attended) + attended)
     self_output = _get(layer, adapter.out_proj_path.rsplit(".", 1)[0])
-    attended = self_output(context, residual)
+    attended = self_output.LayerNorm(self_output.dropout(projected) + residual)
     return layer.output(layer.intermediate(attended), attended)

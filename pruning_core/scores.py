@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +26,7 @@ from .batching import Encoded, collate, encode, length_batches, mask_key, resolv
 from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
 from .gating import capture_context
+from .gradpath import gated_logits
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -90,9 +94,9 @@ def example_gate_gradients(
     gradient: nothing is mixed across examples, and the result does not depend on how batches are
     cut (up to float rounding). Dropout is off (the model is in eval mode). ``precision``: fp32,
     or an autocast precision (e.g. bf16 for an order, not a score).
-    Runs on the eager-attention twin: the same weights and gradients (within 1e-6 relative of
-    sdpa in fp32), but on a CPU sdpa's fused backward costs about five times its forward, and
-    eager's does not (demo, 2,000 rows: 7.4 s forward + backward in bf16 with sdpa, 5.3 s eager).
+    Runs the packed gated forward (:func:`pruning_core.gradpath.gated_logits`: no work on padding,
+    the last layer for the first token only, plain matmul attention, whose backward on a CPU is far
+    cheaper than the fused kernel's).
     Returns (examples, layers, heads) signed gradients in dataset order and (examples,) token counts.
     """
     report = progress or no_progress
@@ -100,13 +104,11 @@ def example_gate_gradients(
     grads = np.zeros((len(encoded), *keep.shape), dtype=np.float64)
     batches = length_batches(encoded.lengths, max_tokens)
     base = torch.as_tensor(keep, dtype=torch.float32, device=lm.device)
-    model = lm.eager_model()
     for i, indices in enumerate(batches):
         gates = base.expand(len(indices), *keep.shape).clone().requires_grad_(True)
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
-        with lm.gated(gates, model=model), lm.autocast(precision):
-            loss = torch.nn.functional.cross_entropy(model(**batch).logits.float(), labels, reduction="sum")
+        loss = torch.nn.functional.cross_entropy(gated_logits(lm, batch, gates, precision).float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, gates)
         grads[indices] = grad.double().cpu().numpy()
         report((i + 1) / len(batches), f"importance batch {i + 1}/{len(batches)}")
@@ -379,10 +381,39 @@ def exact_neighbors(distance: np.ndarray, count: int) -> tuple[np.ndarray, np.nd
     return indices, np.take_along_axis(distance, indices, axis=1), None
 
 
+_UMAP_LOCK = threading.Lock()
+
+
+@contextmanager
+def _uncompiled_fuzzy_graph() -> Iterator[None]:
+    """While UMAP builds its neighbour graph, run the two per-point kernels (the bandwidth search
+    and the edge weights) as the plain Python that umap-learn compiles with numba.
+
+    For a few dozen heads they take milliseconds as Python, while compiling them (numba's parallel
+    lowering, no disk cache) costs about 6 s in every new process. The Python is the same
+    algorithm without numba's fastmath: bandwidths and weights agree within a few float32 ulps (a test
+    checks).
+    The swap is scoped to the call and serialised by a lock; umap's own functions are restored.
+    """
+    import umap.umap_ as umap_module
+
+    names = ("smooth_knn_dist", "compute_membership_strengths")
+    with _UMAP_LOCK:
+        originals = {name: getattr(umap_module, name) for name in names}
+        try:
+            for name, compiled in originals.items():
+                setattr(umap_module, name, getattr(compiled, "py_func", compiled))
+            yield
+        finally:
+            for name, compiled in originals.items():
+                setattr(umap_module, name, compiled)
+
+
 def head_map(cka: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D coordinates of heads from the distance 1 - CKA: UMAP, or t-SNE if UMAP fails.
 
-    Returns (heads, 2) coordinates (NaN for absent heads) and the method used.
+    Returns (heads, 2) coordinates (NaN for absent heads) and the method used. UMAP's neighbour
+    graph is built without compiling (:func:`_uncompiled_fuzzy_graph`); its layout is umap-learn's.
     """
     present = ~np.isnan(np.diag(cka))
     coords = np.full((len(cka), 2), np.nan)
@@ -399,7 +430,7 @@ def head_map(cka: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         neighbors = min(15, n - 1)
         knn = exact_neighbors(distance, neighbors)
         reducer = umap.UMAP(n_neighbors=neighbors, metric="precomputed", random_state=seed, n_jobs=1, init="random", precomputed_knn=knn)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _uncompiled_fuzzy_graph():
             warnings.filterwarnings("ignore", category=UserWarning, module="umap")
             coords[present] = reducer.fit_transform(distance)
         return coords, "umap"

@@ -87,3 +87,46 @@ def test_the_map_hands_umap_the_neighbours_its_own_search_finds():
     expected = fast_knn_indices.py_func(distance, 15)
     assert np.array_equal(indices, expected)
     assert np.array_equal(distances, distance[np.arange(30)[:, None], expected])
+
+
+def _clustered_distance(seed: int = 5, n: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(n, 6)) + np.repeat(rng.normal(scale=4, size=(4, 6)), n // 4, axis=0)
+    distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    return distance / distance.max()
+
+
+def test_the_uncompiled_graph_kernels_agree_with_umaps_compiled_ones():
+    """The head map runs UMAP's bandwidth search and edge weights as Python: the same algorithm,
+    within a few float32 ulps of the compiled (fastmath) kernels."""
+    import umap.umap_ as umap_module
+
+    from pruning_core.scores import exact_neighbors
+
+    indices, distances, _ = exact_neighbors(_clustered_distance(), 15)
+    distances = distances.astype(np.float32)
+    compiled = umap_module.smooth_knn_dist(distances, 15.0, local_connectivity=1.0)
+    plain = umap_module.smooth_knn_dist.py_func(distances, 15.0, local_connectivity=1.0)
+    for got, want in zip(plain, compiled):
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-7)
+    got = umap_module.compute_membership_strengths.py_func(indices, distances, *plain, False)
+    want = umap_module.compute_membership_strengths(indices, distances, *compiled, False)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.allclose(got[2], want[2], rtol=2e-4, atol=1e-6)  # fastmath exp: a few float32 ulps
+
+
+def test_the_head_map_is_deterministic_separates_clusters_and_restores_umap():
+    import umap.umap_ as umap_module
+
+    from pruning_core.scores import head_map
+
+    before = umap_module.smooth_knn_dist
+    cka = 1.0 - _clustered_distance()
+    coords, method = head_map(cka, seed=0)
+    assert method == "umap" and umap_module.smooth_knn_dist is before
+    again, _ = head_map(cka, seed=0)
+    assert np.array_equal(coords, again)
+    centres = coords.reshape(4, 10, 2).mean(axis=1)
+    spread = np.linalg.norm(coords.reshape(4, 10, 2) - centres[:, None], axis=-1).max()
+    gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert min(gaps) > spread

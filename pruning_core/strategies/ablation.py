@@ -13,6 +13,7 @@ class LeaveOneOutOrder(Strategy):
     name = "loo"
     label = "Leave-one-out"
     description = "Heads in ascending order of the calibration loss increase when that head alone is gated off (measured, computed once)."
+    version = 2  # 2: leave-one-out on the fast path (a head's share subtracted from its layer's projection), rounding-level changes
 
     def order(self, ctx: StrategyContext) -> list[Head]:
         loo = ctx.bundle.loo
