@@ -114,6 +114,7 @@ def head_off_logits(lm: LoadedModel, encoded: Encoded, max_tokens: int, progress
             packing = Packing.of(batch["attention_mask"])
             inputs: list[torch.Tensor] = []
             compact.forward_from(batch, record=inputs)
+            done = 0
             for index, layer in enumerate(compact.layers):
                 kept = lm.kept_heads[index]
                 if not kept:
@@ -138,5 +139,8 @@ def head_off_logits(lm: LoadedModel, encoded: Encoded, max_tokens: int, progress
                         out = compact.layer(above, out, packing, first_only=above == last)
                     logits = lm.adapter.classify(compact.body, out[:, None, :])
                     result[(index, head)][indices] = logits.float().cpu().numpy()
-            report((b + 1) / len(batches), f"leave-one-out: batch {b + 1}/{len(batches)}")
+                    done += 1
+                    report(
+                        (b + done / len(result)) / len(batches), f"leave-one-out: batch {b + 1}/{len(batches)}, head {done}/{len(result)}"
+                    )
     return result
