@@ -26,7 +26,6 @@ from .batching import Encoded, collate, encode, length_batches, mask_key, resolv
 from .cache import DiskCache, cache_key, cached_part
 from .data import TextDataset
 from .gating import capture_context
-from .gradpath import gated_logits
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress
 from .schemes import Scheme
@@ -94,9 +93,9 @@ def example_gate_gradients(
     gradient: nothing is mixed across examples, and the result does not depend on how batches are
     cut (up to float rounding). Dropout is off (the model is in eval mode). ``precision``: fp32,
     or an autocast precision (e.g. bf16 for an order, not a score).
-    Runs the packed gated forward (:func:`pruning_core.gradpath.gated_logits`: no work on padding,
-    the last layer for the first token only, plain matmul attention, whose backward on a CPU is far
-    cheaper than the fused kernel's).
+    Runs on the eager-attention twin: the same weights and gradients (within 1e-6 relative of
+    sdpa in fp32), but on a CPU sdpa's fused backward costs about five times its forward, and
+    eager's does not (demo, 2,000 rows: 7.4 s forward + backward in bf16 with sdpa, 5.3 s eager).
     Returns (examples, layers, heads) signed gradients in dataset order and (examples,) token counts.
     """
     report = progress or no_progress
@@ -104,11 +103,13 @@ def example_gate_gradients(
     grads = np.zeros((len(encoded), *keep.shape), dtype=np.float64)
     batches = length_batches(encoded.lengths, max_tokens)
     base = torch.as_tensor(keep, dtype=torch.float32, device=lm.device)
+    model = lm.eager_model()
     for i, indices in enumerate(batches):
         gates = base.expand(len(indices), *keep.shape).clone().requires_grad_(True)
         batch = collate(encoded, indices, pad_id, lm.device)
         labels = torch.as_tensor(encoded.labels[indices], device=lm.device)
-        loss = torch.nn.functional.cross_entropy(gated_logits(lm, batch, gates, precision).float(), labels, reduction="sum")
+        with lm.gated(gates, model=model), lm.autocast(precision):
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits.float(), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, gates)
         grads[indices] = grad.double().cpu().numpy()
         report((i + 1) / len(batches), f"importance batch {i + 1}/{len(batches)}")

@@ -8,7 +8,7 @@ to zero on a cosine schedule. Gates are learned on the calibration set, in batch
 similar length (shuffled epochs, :func:`~pruning_core.bucketing.bucketed_batches`: every row once
 per epoch; on the demo's calibration set 7 % of the padded tokens are padding, against 68 % in
 plain random batches, so a step costs about 0.4 as much), in the model's precision (bf16 autocast
-where the hardware has it) on the packed gated forward (:mod:`pruning_core.gradpath`).
+where the hardware has it) on its eager-attention twin (sdpa's fused backward is slow on a CPU).
 The final scheme keeps exactly the top-K of ``w`` (:meth:`DifferentiableSubset.scheme` trains for
 that K); for a curve, heads are pruned in ascending order of ``w`` learned at K = half the heads,
 so only that point is an exact-K run and the curve says so (:attr:`DifferentiableSubset.note`).
@@ -28,7 +28,6 @@ from ..bucketing import bucketed_batches
 from ..cache import DiskCache, cache_key, cached_part
 from ..data import TextDataset
 from ..evaluation import forward_logits
-from ..gradpath import gated_logits
 from ..loading import LoadedModel
 from ..progress import ProgressFn, no_progress
 from ..schemes import Scheme
@@ -148,6 +147,7 @@ def _train(
     velocity = torch.zeros_like(logits)
     pad_id = lm.pad_id
     decay = (tau_end / tau_start) ** (1.0 / max(steps - 1, 1))
+    model = lm.eager_model()
     batches: list[np.ndarray] = []
     for step in range(steps):
         tau = tau_start * decay**step
@@ -160,7 +160,8 @@ def _train(
         gumbel = -torch.log(-torch.log(uniform))
         scores = torch.where(present, logits + gumbel, torch.full_like(logits, -1e9))
         gates = soft_top_k(scores, keep_k, tau).view(lm.num_layers, lm.num_heads)
-        logits_out = gated_logits(lm, batch, gates).float()
+        with lm.gated(gates, model=model), lm.autocast():
+            logits_out = model(**batch).logits.float()
         if teacher is None:
             loss = torch.nn.functional.cross_entropy(logits_out, labels)
         else:
@@ -184,7 +185,7 @@ class DifferentiableSubset(Strategy):
     label = "Differentiable subset (DSP)"
     description = "Li et al. 2021: learned head logits with a Gumbel soft top-K at an annealed temperature; the model stays frozen."
     exact_k = True
-    version = 4  # 4: the packed gated forward (rounding-level changes); 3: the model's precision (bf16 where native), eager attention; 2: similar-length batches; 1: random batches
+    version = 3  # 3: the model's precision (bf16 where native), eager attention; 2: similar-length batches; 1: random batches
 
     def __init__(self, keep_fraction: float = 0.5, steps: int = 200, seed: int = 0):
         self.keep_fraction = keep_fraction
