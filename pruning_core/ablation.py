@@ -23,7 +23,7 @@ from .cache import DiskCache, cache_key
 from .calibration import MEASURED_ROWS, measured_subset
 from .data import TextDataset
 from .evaluation import _sample_losses, evaluate
-from .fastpath import Packing, _packed_attention, after_projection, compact_model, supports_compact
+from .fastpath import Packing, after_projection, compact_model, supports_compact
 from .loading import LoadedModel
 from .oom import halving_retry
 from .progress import ProgressFn, no_progress
@@ -72,11 +72,13 @@ def leave_one_out(
     hit = cache.get(key)
     if hit is not None:
         return LeaveOneOut.from_arrays(hit[0])
-    full = evaluate(lm, dataset, None, cache=cache, remember=True)
+    fast = supports_compact(lm)
+    # Only the per-mask loop starts from the full model's remembered hidden states.
+    full = evaluate(lm, dataset, None, cache=cache, remember=not fast)
     loss = np.full(lm.shape, np.nan)
     accuracy = np.full(lm.shape, np.nan)
     heads = list(zip(*np.nonzero(present)))
-    if supports_compact(lm):
+    if fast:
         encoded = encode(lm, dataset)
         budget = default_max_tokens(lm.device)
         minimum = int(encoded.lengths.max()) if len(encoded) else 1
@@ -124,10 +126,7 @@ def head_off_logits(lm: LoadedModel, encoded: Encoded, max_tokens: int, progress
                 if index == 0 and compact.start.keeps_first_layer and last > 0:
                     context = compact.start.first_layer(batch, packing).context
                 else:
-                    weight, bias, heads = compact.qkv[index]
-                    core = lm.adapter.attention_core(layer)
-                    scale = getattr(core, "scaling", lm.head_dim**-0.5)
-                    context = _packed_attention(hidden, weight, bias, heads, lm.head_dim, scale, packing, first_only)
+                    context = compact.context(index, hidden, packing, first_only)
                 residual = hidden[packing.starts] if first_only else hidden
                 out_proj = lm.adapter.out_proj(layer)
                 projected = out_proj(context)

@@ -83,15 +83,17 @@ class CompactModel:
     start: SharedStart
     first_columns: torch.Tensor
 
+    def context(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
+        """Layer ``index``'s context vectors of its kept heads from packed hidden states (see :func:`_packed_attention`)."""
+        weight, bias, heads = self.qkv[index]
+        core = self.adapter.attention_core(self.layers[index])
+        scale = getattr(core, "scaling", self.head_dim**-0.5)
+        return _packed_attention(hidden, weight, bias, heads, self.head_dim, scale, packing, first_only)
+
     def layer(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
         """One layer on packed hidden states; ``first_only``: its output for each row's first token (rows, d)."""
-        layer = self.layers[index]
-        weight, bias, heads = self.qkv[index]
-        core = self.adapter.attention_core(layer)
-        context = _packed_attention(
-            hidden, weight, bias, heads, self.head_dim, getattr(core, "scaling", self.head_dim**-0.5), packing, first_only
-        )
-        return _block_output(self.adapter, layer, context, hidden[packing.starts] if first_only else hidden)
+        context = self.context(index, hidden, packing, first_only)
+        return _block_output(self.adapter, self.layers[index], context, hidden[packing.starts] if first_only else hidden)
 
     def forward_from(
         self, batch: dict[str, torch.Tensor], start: int = 0, hidden: torch.Tensor | None = None, record: list[torch.Tensor] | None = None
