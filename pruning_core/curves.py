@@ -32,7 +32,7 @@ from .incremental import prefix_sharing_order
 from .loading import LoadedModel
 from .progress import ProgressFn, no_progress, scaled
 from .schemes import Scheme
-from .stats import ALPHA, Change, accuracy_change, bootstrap_indices, is_significant_drop, mcnemar_exact, within_drop
+from .stats import ALPHA, Change, accuracy_changes, bootstrap_counts, is_significant_drop, mcnemar_exact, within_drop
 from .strategies import REGISTRY, Head, StrategyContext
 from .strategies.composite import Composite
 from .strategies.dsp import DifferentiableSubset
@@ -132,7 +132,7 @@ class StrategyCurve:
     def changes(self, full_correct: np.ndarray, seed: int = 0) -> list[Change]:
         """The accuracy change with its interval and p-value at every point of the representative run."""
         matrix = self.correct_matrix()
-        return [accuracy_change(full_correct, row, seed=seed) for row in matrix] if matrix is not None else []
+        return accuracy_changes(full_correct, matrix, seed=seed) if matrix is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,17 +177,20 @@ class StrategyCurve:
         )
 
 
-def bootstrap_knees(ks: list[int], correct: np.ndarray, full_correct: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Each knee recomputed on every bootstrap resample of the samples (``indices``: (B, n)).
+def bootstrap_knees(ks: list[int], correct: np.ndarray, full_correct: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each knee recomputed on every bootstrap resample of the samples (``counts``: (B, n), how often
+    each sample is drawn in each resample, from :func:`~pruning_core.stats.bootstrap_counts`).
 
-    All points of all curves share the resamples, so the knees' intervals are paired.
+    All points of all curves share the resamples, so the knees' intervals are paired. Every
+    resampled count is a product with ``counts`` (exact in float64).
     """
-    sampled = correct[:, indices]  # points, B, n
-    full = full_correct[indices]  # B, n
-    accuracy = sampled.mean(-1)
-    full_accuracy = full.mean(-1)
-    lost = (full[None] & ~sampled).sum(-1)
-    gained = (~full[None] & sampled).sum(-1)
+    n = len(full_correct)
+    full = np.asarray(full_correct, dtype=bool)
+    correct = np.asarray(correct, dtype=bool)
+    accuracy = correct.astype(np.float64) @ counts.T / n  # points, B
+    full_accuracy = counts @ full.astype(np.float64) / n  # B
+    lost = ((full[None] & ~correct).astype(np.float64) @ counts.T).astype(np.int64)
+    gained = ((~full[None] & correct).astype(np.float64) @ counts.T).astype(np.int64)
     drop = (accuracy < full_accuracy[None]) & (mcnemar_exact(lost, gained) < ALPHA)
     k = np.asarray(ks)[:, None]
     result = {}
@@ -252,7 +255,7 @@ class Curves:
         """
         total = self.num_layers * self.num_heads
         full_correct = _unbits(self.full_correct) if self.full_correct else None
-        indices = bootstrap_indices(len(full_correct), KNEE_RESAMPLES, self.seed) if full_correct is not None else None
+        counts = bootstrap_counts(len(full_correct), KNEE_RESAMPLES, self.seed) if full_correct is not None else None
         rows, intervals = [], {}
         for curve in self.curves.values():
             row: dict[str, Any] = {"strategy": curve.name, "label": curve.label}
@@ -260,7 +263,7 @@ class Curves:
             accuracy = curve.accuracy[curve.representative]
             knees = self.knee_points(curve, changes)
             if changes:
-                sampled = bootstrap_knees(curve.ks, curve.correct_matrix(), full_correct, indices)
+                sampled = bootstrap_knees(curve.ks, curve.correct_matrix(), full_correct, counts)
             for kind, k in knees.items():
                 point = curve.ks.index(k)
                 row[f"k_{kind}"] = k
@@ -606,7 +609,7 @@ def strategy_curve(
     ks = sorted({k for _, k in points})
     runs = range(len(orders))
     metric = {m: np.asarray([[points[(r, k)][i] for k in ks] for r in runs]) for i, m in enumerate(("accuracy", "loss", "agreement"))}
-    changes = [[accuracy_change(full_correct, points[(r, k)][3]) for k in ks] for r in runs]
+    changes = [accuracy_changes(full_correct, np.stack([points[(r, k)][3] for k in ks])) for r in runs]
     return StrategyCurve(
         name,
         label,

@@ -38,7 +38,7 @@ from .loading import LoadedModel
 from .progress import ProgressFn, scaled
 from .repair import DEFAULT_RIDGE, REPAIR_VERSION, Repair, TeacherTargets, repair_scheme, repaired_pruned
 from .schemes import Scheme
-from .stats import bootstrap_indices
+from .stats import bootstrap_counts
 
 
 def repaired_accuracy(
@@ -244,7 +244,7 @@ def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:
     twin = dataclasses.replace(curves, curves=repaired, extra={})
     repaired_rows = dict(zip(repaired, twin.knee_table(), strict=True))
     full_correct = _unbits(curves.full_correct) if curves.full_correct else None
-    indices = bootstrap_indices(len(full_correct), KNEE_RESAMPLES, curves.seed) if full_correct is not None else None
+    counts = bootstrap_counts(len(full_correct), KNEE_RESAMPLES, curves.seed) if full_correct is not None else None
     rows = []
     for name, curve in repaired.items():
         plain = curves.curves[name]
@@ -255,9 +255,9 @@ def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:
             if f"k_{kind}_plain" in row and f"k_{kind}_repaired" in row:
                 row[f"gain_{kind}"] = row[f"k_{kind}_repaired"] - row[f"k_{kind}_plain"]
         plain_correct, repaired_correct = plain.correct_matrix(), curve.correct_matrix()
-        if indices is not None and plain_correct is not None and repaired_correct is not None:
-            before = bootstrap_knees(plain.ks, plain_correct, full_correct, indices)
-            after = bootstrap_knees(curve.ks, repaired_correct, full_correct, indices)
+        if counts is not None and plain_correct is not None and repaired_correct is not None:
+            before = bootstrap_knees(plain.ks, plain_correct, full_correct, counts)
+            after = bootstrap_knees(curve.ks, repaired_correct, full_correct, counts)
             for kind in KNEES:
                 low, high = np.percentile(after[kind] - before[kind], [2.5, 97.5])
                 row[f"gain_{kind}_interval"] = [int(round(low)), int(round(high))]

@@ -11,6 +11,7 @@ A pruned model and the full model are scored on the same samples, so their diffe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binom
@@ -70,27 +71,59 @@ def mcnemar_exact(lost: int | np.ndarray, gained: int | np.ndarray) -> float | n
     return float(p) if p.ndim == 0 else p
 
 
-def bootstrap_indices(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
-    """(resamples, n) sample indices drawn with replacement; one draw shared by every comparison
-    that should be paired (all points of all curves on one evaluation set)."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+@lru_cache(maxsize=4)
+def bootstrap_counts(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """(resamples, n) how often each sample is drawn, with replacement, in each resample (read-only).
+
+    One seeded draw is shared by every comparison that should be paired (all points of all curves
+    on one evaluation set). A resample's statistic is then a product with the counts: sums of
+    0/1 values weighted by whole counts are exact in float64, so every point's resampled
+    accuracies come from one matrix product instead of a gather per point.
+    """
+    indices = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    offsets = np.arange(resamples, dtype=np.int64)[:, None] * n
+    counts = np.bincount((indices + offsets).ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
+def _as_rows(correct: np.ndarray, n: int) -> np.ndarray:
+    rows = np.atleast_2d(np.asarray(correct, dtype=bool))
+    if rows.ndim != 2 or rows.shape[1] != n:
+        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
+    return rows
+
+
+def accuracy_changes(
+    full_correct: np.ndarray, pruned_correct: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
+) -> list[Change]:
+    """:func:`accuracy_change` of every row of ``pruned_correct`` (points, samples), on the same resamples."""
+    full_correct = np.asarray(full_correct, dtype=bool)
+    if full_correct.ndim != 1 or len(full_correct) == 0:
+        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
+    n = len(full_correct)
+    rows = _as_rows(pruned_correct, n)
+    diff = rows.astype(np.float64) - full_correct.astype(np.float64)
+    deltas = diff @ bootstrap_counts(n, resamples, seed).T / n
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(deltas, [tail, 100 - tail], axis=1)
+    lost = (full_correct & ~rows).sum(1)
+    gained = (~full_correct & rows).sum(1)
+    p_values = np.atleast_1d(mcnemar_exact(lost, gained))
+    return [
+        Change(float(d), float(lo), float(hi), float(p), int(a), int(b))
+        for d, lo, hi, p, a, b in zip(diff.mean(1), low, high, p_values, lost, gained, strict=True)
+    ]
 
 
 def accuracy_change(
     full_correct: np.ndarray, pruned_correct: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
 ) -> Change:
     """Accuracy change (pruned - full) with its paired-bootstrap interval and McNemar p-value."""
-    full_correct = np.asarray(full_correct, dtype=bool)
     pruned_correct = np.asarray(pruned_correct, dtype=bool)
-    if full_correct.shape != pruned_correct.shape or full_correct.ndim != 1 or len(full_correct) == 0:
+    if pruned_correct.ndim != 1:
         raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
-    diff = pruned_correct.astype(np.float64) - full_correct.astype(np.float64)
-    deltas = diff[bootstrap_indices(len(diff), resamples, seed)].mean(1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(deltas, [tail, 100 - tail])
-    lost = int((full_correct & ~pruned_correct).sum())
-    gained = int((~full_correct & pruned_correct).sum())
-    return Change(float(diff.mean()), float(low), float(high), float(mcnemar_exact(lost, gained)), lost, gained)
+    return accuracy_changes(full_correct, pruned_correct[None], resamples, seed, level)[0]
 
 
 def change_from_predictions(labels: np.ndarray, full_preds: np.ndarray, preds: np.ndarray, seed: int = 0) -> Change:
