@@ -31,7 +31,7 @@ from pruning_core.jobs import heavy_job, job_gate
 from pruning_core.lru import LRUCache, nbytes_of
 from pruning_core.policy import SourcePolicy
 from pruning_core.progress import throttled
-from pruning_core.repair_curves import add_repaired_curves
+from pruning_core.repair_curves import add_repaired_curves, repaired_knee_table
 from pruning_core.results import OpenedResults, shipped_results
 from pruning_core.schemes import Scheme
 from pruning_core.uploads import check_upload_exists, uploads_root
@@ -117,6 +117,26 @@ def bundle_store() -> LRUCache[AnalysisBundle]:
 @st.cache_resource
 def curve_store() -> LRUCache[Curves]:
     return LRUCache(max_entries=6)
+
+
+@st.cache_resource
+def knee_table_store() -> LRUCache[tuple[Curves, tuple[list[dict], list[dict]]]]:
+    return LRUCache(max_entries=16)
+
+
+def knee_tables(curves: Curves) -> tuple[list[dict], list[dict]]:
+    """``curves``' knee table and plain-against-repaired knee table, computed once per curves object.
+
+    Curves in the store are never changed in place (adding repaired curves makes a new object), so
+    the object's identity is the key; the entry holds the object, so its id is not reused meanwhile.
+    """
+    key = f"{id(curves)}"
+    hit = knee_table_store().get(key)
+    if hit is not None and hit[0] is curves:
+        return hit[1]
+    tables = (curves.knee_table(), repaired_knee_table(curves))
+    knee_table_store().put(key, (curves, tables))
+    return tables
 
 
 def jobs_waiting_text(ahead: int, limit: int) -> str:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.context import Context, page_bundle, page_context, rerun_after
 from app.keys import Head
-from app.resources import known_curves, pruning_curves, repaired_pruning_curves, results_source
+from app.resources import knee_tables, known_curves, pruning_curves, repaired_pruning_curves, results_source
 from app.state import set_scheme, set_scheme_b
 from app.views.curves import METRICS, curves_figure, step_grids
 from app.views.figure import show_figure
@@ -20,7 +20,7 @@ from app.views.table import visualize_table
 from pruning_core.analysis import AnalysisBundle
 from pruning_core.curves import Curves, pruning_steps
 from pruning_core.defaults import DEFAULT_STRATEGIES, OFFERED_STRATEGIES
-from pruning_core.repair_curves import repaired_curves, repaired_knee_table
+from pruning_core.repair_curves import repaired_curves
 from pruning_core.stats import ALPHA
 from pruning_core.strategies import REGISTRY
 
@@ -153,7 +153,7 @@ def gain_cell(row: dict, kind: str) -> str:
 
 
 def side(row: dict, which: str) -> dict:
-    """The ``_plain`` or ``_repaired`` half of a :func:`repaired_knee_table` row, without the suffix."""
+    """The ``_plain`` or ``_repaired`` half of a ``repaired_knee_table`` row, without the suffix."""
     return {key.removesuffix(f"_{which}"): value for key, value in row.items() if key.endswith(f"_{which}")}
 
 
@@ -180,7 +180,7 @@ def repaired_knee_table_section(curves: Curves, names: list[str]) -> None:
         "plain heads, [low, high] its 95% paired-bootstrap interval (an interval above 0: repair lets you prune more at the "
         "same accuracy); ties among the repaired curves name them *strategy+repair*"
     )
-    visualize_table(repaired_knee_rows(repaired_knee_table(curves), names), key="process-repaired-knees")
+    visualize_table(repaired_knee_rows(knee_tables(curves)[1], names), key="process-repaired-knees")
 
 
 def knee_table(curves: Curves, names: list[str]) -> None:
@@ -189,7 +189,7 @@ def knee_table(curves: Curves, names: list[str]) -> None:
         "[low–high]: the knee's 95% bootstrap interval; *best*: the largest knee or tied with it; *= a, b*: tied "
         "(intervals overlap) with those strategies"
     )
-    table = curves.knee_table()
+    table = knee_tables(curves)[0]
     visualize_table(knee_rows(table, names))
     for row in table:
         if row["strategy"] in names and row.get("note"):

@@ -64,11 +64,19 @@ def mcnemar_exact(lost: int | np.ndarray, gained: int | np.ndarray) -> float | n
     ``lost``: samples the full model gets right and the pruned one wrong; ``gained``: the reverse.
     Vectorised over arrays; no discordant pair gives p = 1.
     """
-    lost_a, gained_a = np.asarray(lost), np.asarray(gained)
-    n = lost_a + gained_a
-    p = np.minimum(1.0, 2.0 * binom.cdf(np.minimum(lost_a, gained_a), n, 0.5))
-    p = np.where(n == 0, 1.0, p)
-    return float(p) if p.ndim == 0 else p
+    lost_a, gained_a = np.broadcast_arrays(np.asarray(lost), np.asarray(gained))
+    if lost_a.ndim == 0:
+        return float(_mcnemar(lost_a, gained_a))
+    # Bootstrap knees ask for hundreds of thousands of (lost, gained) pairs but only a few hundred distinct ones.
+    lost_i, gained_i = lost_a.astype(np.int64).ravel(), gained_a.astype(np.int64).ravel()
+    base = int(gained_i.max(initial=0)) + 1
+    keys, inverse = np.unique(lost_i * base + gained_i, return_inverse=True)
+    return _mcnemar(keys // base, keys % base)[inverse].reshape(lost_a.shape)
+
+
+def _mcnemar(lost: np.ndarray, gained: np.ndarray) -> np.ndarray:
+    n = lost + gained
+    return np.where(n == 0, 1.0, np.minimum(1.0, 2.0 * binom.cdf(np.minimum(lost, gained), n, 0.5)))
 
 
 @lru_cache(maxsize=4)

@@ -85,6 +85,7 @@ def test_the_button_adds_the_repaired_curves_and_the_page_draws_them(tiny_bert_d
     assert not at.exception and not at.error
     assert not [b for b in at.button if b.label.startswith("Add the + repair curves")]
     labels = ["Importance (one-shot)", "Random"]
+    assert list(_repaired_table(at)["strategy"]) == labels, "the knee tables follow the new curves, not the ones drawn before"
     _assert_plain_dashed_repaired_solid(at, labels)
     _assert_hidden(at, labels)
 
