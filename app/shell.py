@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import pages.dependencies
 import pages.heads
@@ -11,6 +12,7 @@ import pages.process
 import pages.samples
 import pages.scheme
 from app import links
+from app.boot import PAGE_CONFIG
 from app.sidebar import render_sidebar
 from app.state import init_state
 
@@ -24,8 +26,10 @@ PAGE_TABLE = (
 )
 
 
-def run_app() -> None:
-    st.set_page_config(page_title="bhpvas: attention head pruning", page_icon=":scissors:", layout="wide")
+def run_app(starting: DeltaGenerator | None = None) -> None:
+    """Navigation, session state, the sidebar, then the page; ``starting``: the placeholder of
+    :func:`app.boot.starting_notice`, emptied once the sidebar has loaded the model and data."""
+    st.set_page_config(**PAGE_CONFIG)
     registered = {
         url_path: st.Page(render, title=title, icon=icon, url_path=url_path, default=index == 0)
         for index, (render, title, icon, url_path) in enumerate(PAGE_TABLE)
@@ -33,5 +37,9 @@ def run_app() -> None:
     links.register(registered)
     navigation = st.navigation(list(registered.values()))
     init_state()
-    render_sidebar()
+    try:
+        render_sidebar()
+    finally:
+        if starting is not None:
+            starting.empty()
     navigation.run()

@@ -62,7 +62,10 @@ def test_the_demo_process_page_opens_filled_on_an_empty_cache(tmp_path):
             tab = browser.new_page(viewport={"width": WIDTH, "height": 1000})
             tab.set_default_timeout(300_000)
             tab.goto(f"{url}/process?model=demo")
+            starting = tab.get_by_text("Starting bhpvas")
+            starting.first.wait_for(state="visible")  # a server's first run says what happens in its blank seconds
             tab.get_by_text("Which heads are gone once").first.wait_for(state="visible")
+            assert starting.count() == 0, "the starting notice goes once the page is drawn"
             main = tab.locator("[data-testid='stMain']")
             main.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(1).wait_for(state="visible")
             assert tab.get_by_role("button", name="Compute the pruning curves").count() == 0
