@@ -19,12 +19,13 @@ STARTING = (
 )
 
 
-def starting_notice() -> DeltaGenerator | None:
-    """Configure the page; on this process's first run (the dashboard not imported yet) show the
-    starting notice in the main area and return its placeholder, to be emptied once the sidebar is ready."""
+def starting_notice() -> DeltaGenerator:
+    """Configure the page and return the starting notice's placeholder, to be emptied once the
+    sidebar is ready; the notice shows only on this process's first run (the dashboard not imported
+    yet). The placeholder is there on every run, so the page's elements keep their positions from
+    run to run (a moved element is drawn anew: an open expander would close)."""
     st.set_page_config(**PAGE_CONFIG)
-    if "app.shell" in sys.modules:
-        return None
     placeholder = st.empty()
-    placeholder.info(STARTING, icon=":material/hourglass_top:")
+    if "app.shell" not in sys.modules:
+        placeholder.info(STARTING, icon=":material/hourglass_top:")
     return placeholder
