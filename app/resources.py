@@ -130,12 +130,12 @@ def knee_tables(curves: Curves) -> tuple[list[dict], list[dict]]:
     Curves in the store are never changed in place (adding repaired curves makes a new object), so
     the object's identity is the key; the entry holds the object, so its id is not reused meanwhile.
     """
-    key = f"{id(curves)}"
-    hit = knee_table_store().get(key)
+    hit = knee_table_store().get(id(curves))
     if hit is not None and hit[0] is curves:
         return hit[1]
-    tables = (curves.knee_table(), repaired_knee_table(curves))
-    knee_table_store().put(key, (curves, tables))
+    plain = curves.knee_table()
+    tables = (plain, repaired_knee_table(curves, plain))
+    knee_table_store().put(id(curves), (curves, tables))
     return tables
 
 

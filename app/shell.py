@@ -12,7 +12,6 @@ import pages.process
 import pages.samples
 import pages.scheme
 from app import links
-from app.boot import PAGE_CONFIG
 from app.sidebar import render_sidebar
 from app.state import init_state
 
@@ -26,10 +25,10 @@ PAGE_TABLE = (
 )
 
 
-def run_app(starting: DeltaGenerator | None = None) -> None:
-    """Navigation, session state, the sidebar, then the page; ``starting``: the placeholder of
-    :func:`app.boot.starting_notice`, emptied once the sidebar has loaded the model and data."""
-    st.set_page_config(**PAGE_CONFIG)
+def run_app(starting: DeltaGenerator) -> None:
+    """Navigation, session state, the sidebar, then the page (the page configuration is set by
+    :func:`app.boot.starting_notice`); ``starting``: that function's placeholder, emptied once the
+    sidebar has loaded the model and data."""
     registered = {
         url_path: st.Page(render, title=title, icon=icon, url_path=url_path, default=index == 0)
         for index, (render, title, icon, url_path) in enumerate(PAGE_TABLE)
@@ -40,6 +39,5 @@ def run_app(starting: DeltaGenerator | None = None) -> None:
     try:
         render_sidebar()
     finally:
-        if starting is not None:
-            starting.empty()
+        starting.empty()
     navigation.run()

@@ -440,7 +440,7 @@ def cmd_curves(args: argparse.Namespace) -> dict[str, Any]:
     if args.repair:
         from .repair_curves import repaired_knee_table
 
-        result["knee_repaired"] = repaired_knee_table(curves)
+        result["knee_repaired"] = repaired_knee_table(curves, result["knee"])
     if args.out and str(args.out).endswith(".json"):
         result["out"] = str(curves.save(args.out))
     elif args.out:

@@ -226,7 +226,7 @@ def repaired_curves(curves: Curves) -> dict[str, StrategyCurve]:
     return {name: named_after(StrategyCurve.from_dict(d), curves.curves[name]) for name, d in stored.items() if name in curves.curves}
 
 
-def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:
+def repaired_knee_table(curves: Curves, plain_table: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Per strategy with a repaired curve: its plain and its repaired knees, and the gain.
 
     Every field of :meth:`Curves.knee_table`'s row appears twice, suffixed ``_plain`` and
@@ -235,12 +235,13 @@ def repaired_knee_table(curves: Curves) -> list[dict[str, Any]]:
     knees among the repaired ones (ties name the repaired curves, ``<strategy>+repair``).
     ``gain_<knee>`` is the repaired knee minus the plain one and ``gain_<knee>_interval`` the
     2.5-97.5 percentiles of that difference over the same paired bootstrap resamples of the
-    evaluation samples as the knees' intervals.
+    evaluation samples as the knees' intervals. ``plain_table``: ``curves.knee_table()`` when the
+    caller already has it.
     """
     repaired = repaired_curves(curves)
     if not repaired:
         return []
-    plain_rows = {row["strategy"]: row for row in curves.knee_table()}
+    plain_rows = {row["strategy"]: row for row in (plain_table if plain_table is not None else curves.knee_table())}
     twin = dataclasses.replace(curves, curves=repaired, extra={})
     repaired_rows = dict(zip(repaired, twin.knee_table(), strict=True))
     full_correct = _unbits(curves.full_correct) if curves.full_correct else None

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import binom
 
 DEFAULT_RESAMPLES = 2000
+SHAPES = "full_correct and pruned_correct must be non-empty 1-D arrays of the same length"
 ALPHA = 0.05
 
 
@@ -95,22 +96,15 @@ def bootstrap_counts(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) 
     return counts
 
 
-def _as_rows(correct: np.ndarray, n: int) -> np.ndarray:
-    rows = np.atleast_2d(np.asarray(correct, dtype=bool))
-    if rows.ndim != 2 or rows.shape[1] != n:
-        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
-    return rows
-
-
 def accuracy_changes(
     full_correct: np.ndarray, pruned_correct: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
 ) -> list[Change]:
     """:func:`accuracy_change` of every row of ``pruned_correct`` (points, samples), on the same resamples."""
     full_correct = np.asarray(full_correct, dtype=bool)
-    if full_correct.ndim != 1 or len(full_correct) == 0:
-        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
+    rows = np.atleast_2d(np.asarray(pruned_correct, dtype=bool))
+    if full_correct.ndim != 1 or len(full_correct) == 0 or rows.ndim != 2 or rows.shape[1] != len(full_correct):
+        raise ValueError(SHAPES)
     n = len(full_correct)
-    rows = _as_rows(pruned_correct, n)
     diff = rows.astype(np.float64) - full_correct.astype(np.float64)
     deltas = diff @ bootstrap_counts(n, resamples, seed).T / n
     tail = 100 * (1 - level) / 2
@@ -130,7 +124,7 @@ def accuracy_change(
     """Accuracy change (pruned - full) with its paired-bootstrap interval and McNemar p-value."""
     pruned_correct = np.asarray(pruned_correct, dtype=bool)
     if pruned_correct.ndim != 1:
-        raise ValueError("full_correct and pruned_correct must be non-empty 1-D arrays of the same length")
+        raise ValueError(SHAPES)
     return accuracy_changes(full_correct, pruned_correct[None], resamples, seed, level)[0]
 
 
