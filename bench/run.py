@@ -29,6 +29,7 @@ from pruning_core import DiskCache, Scheme, evaluate, load_dataset, load_model
 from pruning_core.batching import encode, resolve_keep_mask
 from pruning_core.efficiency import encoder_macs
 from pruning_core.evaluation import forward_logits
+from pruning_core.fastpath import shared_start
 from pruning_core.incremental import prefix_store
 
 
@@ -228,6 +229,7 @@ def main() -> int:
             "model": args.model,
             "precision": lm.precision,
             "analysis": whole_analysis(lm, args.data, dataset),
+            "prepacked": shared_start(lm).prepack,
             "command": " ".join(["python", *sys.argv]),
         }
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -331,6 +333,7 @@ def main() -> int:
         "model": args.model,
         "data": f"{dataset.name} ({len(dataset)} rows, {int(encoded.lengths.sum())} tokens)",
         "precision": lm.precision,
+        "prepacked": shared_start(lm).prepack,
         "matmul_peak_gflops": round(peak, 1),
         "matmul_peak_precision": lm.precision,
         "precision_check": precision_check,

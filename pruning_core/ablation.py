@@ -23,7 +23,7 @@ from .cache import DiskCache, cache_key
 from .calibration import MEASURED_ROWS, measured_subset
 from .data import TextDataset
 from .evaluation import _sample_losses, evaluate
-from .fastpath import Packing, after_projection, compact_model, supports_compact
+from .fastpath import Packing, compact_model, supports_compact
 from .loading import LoadedModel
 from .oom import halving_retry
 from .progress import ProgressFn, no_progress
@@ -129,11 +129,11 @@ def head_off_logits(lm: LoadedModel, encoded: Encoded, max_tokens: int, progress
                     context = compact.context(index, hidden, packing, first_only)
                 residual = hidden[packing.starts] if first_only else hidden
                 out_proj = lm.adapter.out_proj(layer)
-                projected = out_proj(context)
+                projected = compact.project(index, context)
                 for position, head in enumerate(kept):
                     columns = slice(position * lm.head_dim, (position + 1) * lm.head_dim)
                     share = F.linear(context[:, columns], out_proj.weight[:, columns])
-                    out = after_projection(lm.adapter, layer, projected - share, residual)
+                    out = compact.after_projection(index, projected - share, residual)
                     for above in range(index + 1, last + 1):
                         out = compact.layer(above, out, packing, first_only=above == last)
                     logits = lm.adapter.classify(compact.body, out[:, None, :])

@@ -41,6 +41,8 @@ class ArchAdapter:
     heads_attr: str
     hidden_attr: str
     heads_count_attrs: tuple[str, ...]
+    ffn_in_path: str = "intermediate.dense"
+    ffn_activation_path: str = "intermediate.intermediate_act_fn"
     ffn_out_path: str = "output.dense"
     ffn_norm_path: str = "output.LayerNorm"
     head_kind: str = "sequence"
@@ -62,6 +64,14 @@ class ArchAdapter:
 
     def out_proj(self, layer: nn.Module) -> nn.Linear:
         return _get(layer, self.out_proj_path)
+
+    def ffn_in(self, layer: nn.Module) -> nn.Linear:
+        """The feed-forward block's input projection (its input: the attention block's output)."""
+        return _get(layer, self.ffn_in_path)
+
+    def ffn_activation(self, layer: nn.Module) -> nn.Module:
+        """The feed-forward block's activation, between :meth:`ffn_in` and :meth:`ffn_out`."""
+        return _get(layer, self.ffn_activation_path)
 
     def ffn_out(self, layer: nn.Module) -> nn.Linear:
         """The feed-forward block's output projection (its input: the activations; its output is
@@ -119,6 +129,8 @@ ADAPTERS: dict[str, ArchAdapter] = {
         heads_attr="n_heads",
         hidden_attr="dim",
         heads_count_attrs=("n_heads",),
+        ffn_in_path="ffn.lin1",
+        ffn_activation_path="ffn.activation",
         ffn_out_path="ffn.lin2",
         ffn_norm_path="output_layer_norm",
         head_kind="first_token_mlp",

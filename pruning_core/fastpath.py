@@ -15,6 +15,10 @@ Exact up to float rounding, three savings:
   (:func:`shared_start`, bounded by ``$BHPVAS_FIRST_LAYER_CACHE_MB``, default 256), so a mask
   costs only its first layer's output projection and feed-forward there.
 
+In bf16 on a CPU the products' weights are prepacked for oneDNN once (the feed-forward's once per
+model, the sliced q/k/v and output projections once per mask), the same products bit for bit
+(:mod:`pruning_core.prepacked`).
+
 Fractional gates, an all-pruned mask and non-absolute position embeddings use the plain gated
 forward instead (:func:`supports_compact`).
 """
@@ -33,6 +37,7 @@ from torch import nn
 from .adapters import ArchAdapter, _get, _set
 from .loading import LoadedModel
 from .lru import LRUCache
+from .prepacked import Product, use_prepacked
 from .settings import env_number
 from .surgery import shrunk_copy, weight_sharing_copy
 
@@ -69,15 +74,33 @@ class Packing:
         return padded.view(self.batch, self.length, -1)
 
 
+@dataclass(frozen=True)
+class Feedforward:
+    """A layer's feed-forward block: ``output(activation(input(x)))`` (dropout is off in eval mode)."""
+
+    input: Product
+    activation: nn.Module
+    output: Product
+
+    @classmethod
+    def of(cls, adapter: ArchAdapter, layer: nn.Module, prepack: bool) -> Feedforward:
+        return cls(Product.of(adapter.ffn_in(layer), prepack), adapter.ffn_activation(layer), Product.of(adapter.ffn_out(layer), prepack))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.activation(self.input(x)))
+
+
 @dataclass
 class CompactModel:
     """A mask's model: ``layers`` the shrunk layers, ``qkv`` each layer's q/k/v stacked into one
-    product, ``start`` the model's mask-independent start (shared by every mask) and
-    ``first_columns`` the kept heads' columns of the first layer's stored context vectors."""
+    product (with its number of heads), ``out`` each layer's attention output projection,
+    ``start`` the model's mask-independent start (shared by every mask, the feed-forward blocks
+    too) and ``first_columns`` the kept heads' columns of the first layer's stored context vectors."""
 
     body: nn.Module
     layers: list[nn.Module]
-    qkv: list[tuple[torch.Tensor, torch.Tensor | None, int]]
+    qkv: list[tuple[Product, int]]
+    out: list[Product]
     adapter: ArchAdapter
     head_dim: int
     start: SharedStart
@@ -85,15 +108,23 @@ class CompactModel:
 
     def context(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
         """Layer ``index``'s context vectors of its kept heads from packed hidden states (see :func:`_packed_attention`)."""
-        weight, bias, heads = self.qkv[index]
+        product, heads = self.qkv[index]
         core = self.adapter.attention_core(self.layers[index])
         scale = getattr(core, "scaling", self.head_dim**-0.5)
-        return _packed_attention(hidden, weight, bias, heads, self.head_dim, scale, packing, first_only)
+        return _packed_attention(hidden, product, heads, self.head_dim, scale, packing, first_only)
+
+    def project(self, index: int, context: torch.Tensor) -> torch.Tensor:
+        """Layer ``index``'s attention output projection of its kept heads' context vectors."""
+        return self.out[index](context)
+
+    def after_projection(self, index: int, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Layer ``index`` from its output projection's result on (see :func:`after_projection`)."""
+        return after_projection(self.adapter, self.layers[index], projected, residual, self.start.feedforwards[index])
 
     def layer(self, index: int, hidden: torch.Tensor, packing: Packing, first_only: bool = False) -> torch.Tensor:
         """One layer on packed hidden states; ``first_only``: its output for each row's first token (rows, d)."""
         context = self.context(index, hidden, packing, first_only)
-        return _block_output(self.adapter, self.layers[index], context, hidden[packing.starts] if first_only else hidden)
+        return self.after_projection(index, self.project(index, context), hidden[packing.starts] if first_only else hidden)
 
     def forward_from(
         self, batch: dict[str, torch.Tensor], start: int = 0, hidden: torch.Tensor | None = None, record: list[torch.Tensor] | None = None
@@ -108,7 +139,7 @@ class CompactModel:
             if record is not None:
                 record.append(known.hidden)
             context = known.context.index_select(1, self.first_columns)
-            hidden = _block_output(self.adapter, self.layers[0], context, known.hidden)
+            hidden = self.after_projection(0, self.project(0, context), known.hidden)
             start = 1
         elif hidden is None:
             hidden = self.start.embed(batch, packing)
@@ -165,15 +196,17 @@ class FirstLayer:
 class SharedStart:
     """What no mask changes, built once per loaded model: the model without its encoder layers
     (``embedder``: its output is the first layer's input), the first layer's stacked q/k/v for
-    every present head, and the store of each batch's :class:`FirstLayer`."""
+    every present head, every layer's feed-forward block, the store of each batch's
+    :class:`FirstLayer`, and whether products are prepacked (:mod:`pruning_core.prepacked`)."""
 
     embedder: nn.Module
-    weight: torch.Tensor
-    bias: torch.Tensor | None
+    qkv: Product
     heads: int
     head_dim: int
     scale: float
     store: LRUCache[FirstLayer]
+    feedforwards: list[Feedforward]
+    prepack: bool
 
     @property
     def keeps_first_layer(self) -> bool:
@@ -190,7 +223,7 @@ class SharedStart:
         known = self.store.get(key)
         if known is None:
             hidden = self.embed(batch, packing)
-            context = _packed_attention(hidden, self.weight, self.bias, self.heads, self.head_dim, self.scale, packing, False)
+            context = _packed_attention(hidden, self.qkv, self.heads, self.head_dim, self.scale, packing, False)
             known = FirstLayer(hidden, context)
             self.store.put(key, known)
         return known
@@ -213,32 +246,36 @@ def shared_start(lm: LoadedModel) -> SharedStart:
         if start is None:
             embedder = weight_sharing_copy(lm.model)
             _set(embedder.base_model, lm.adapter.layers_path, nn.ModuleList())
-            layer = lm.adapter.layers(lm.model)[0]
-            weight, bias, heads = _stacked_qkv(lm.adapter, layer, lm.head_dim)
-            scale = getattr(lm.adapter.attention_core(layer), "scaling", lm.head_dim**-0.5)
+            layers = lm.adapter.layers(lm.model)
+            prepack = use_prepacked(lm.precision, lm.device)
+            qkv, heads = _stacked_qkv(lm.adapter, layers[0], lm.head_dim, prepack)
+            scale = getattr(lm.adapter.attention_core(layers[0]), "scaling", lm.head_dim**-0.5)
             limit = int(env_number("BHPVAS_FIRST_LAYER_CACHE_MB", FIRST_LAYER_CACHE_MB, minimum=0) * 2**20)
             store = LRUCache(max_bytes=limit, sizeof=lambda entry: entry.nbytes)
-            start = lm.caches["shared_start"] = SharedStart(embedder.eval(), weight, bias, heads, lm.head_dim, scale, store)
+            feedforwards = [Feedforward.of(lm.adapter, layer, prepack) for layer in layers]
+            start = SharedStart(embedder.eval(), qkv, heads, lm.head_dim, scale, store, feedforwards, prepack)
+            lm.caches["shared_start"] = start
         return start
 
 
-def _stacked_qkv(adapter: ArchAdapter, layer: nn.Module, head_dim: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+def _stacked_qkv(adapter: ArchAdapter, layer: nn.Module, head_dim: int, prepack: bool) -> tuple[Product, int]:
     q_lin, k_lin, v_lin = adapter.qkv(layer)
-    weight = torch.cat([q_lin.weight, k_lin.weight, v_lin.weight]).detach()
-    bias = torch.cat([q_lin.bias, k_lin.bias, v_lin.bias]).detach() if q_lin.bias is not None else None
-    return weight, bias, q_lin.out_features // head_dim
+    weight = torch.cat([q_lin.weight, k_lin.weight, v_lin.weight])
+    bias = torch.cat([q_lin.bias, k_lin.bias, v_lin.bias]) if q_lin.bias is not None else None
+    return Product(weight, bias, prepack), q_lin.out_features // head_dim
 
 
 def _build(lm: LoadedModel, keep: np.ndarray) -> CompactModel:
     model = shrunk_copy(lm.model, lm.adapter, lm.kept_heads, lm.head_dim, keep, share_weights=True)
     layers = lm.adapter.layers(model)
-    stacked = [_stacked_qkv(lm.adapter, layer, lm.head_dim) for layer in layers]
     start = shared_start(lm)
+    stacked = [_stacked_qkv(lm.adapter, layer, lm.head_dim, start.prepack) for layer in layers]
+    out = [Product.of(lm.adapter.out_proj(layer), start.prepack) for layer in layers]
     positions = [i for i, h in enumerate(lm.kept_heads[0]) if keep[0, h]]
     columns = torch.tensor(
-        [p * lm.head_dim + j for p in positions for j in range(lm.head_dim)], dtype=torch.long, device=start.weight.device
+        [p * lm.head_dim + j for p in positions for j in range(lm.head_dim)], dtype=torch.long, device=start.qkv.weight.device
     )
-    return CompactModel(model, layers, stacked, lm.adapter, lm.head_dim, start, columns)
+    return CompactModel(model, layers, stacked, out, lm.adapter, lm.head_dim, start, columns)
 
 
 def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
@@ -257,8 +294,7 @@ def compact_model(lm: LoadedModel, gates=None) -> CompactModel:
 
 def _packed_attention(
     hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
+    qkv: Product,
     heads: int,
     head_dim: int,
     scale: float,
@@ -270,9 +306,9 @@ def _packed_attention(
     rows = packing.batch if first_only else hidden.shape[0]
     if heads == 0:
         return hidden.new_zeros(rows, 0)
-    qkv = packing.unpack(F.linear(hidden, weight, bias))
-    qkv = qkv.view(packing.batch, packing.length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-    query, key, value = qkv[0], qkv[1], qkv[2]
+    stacked = packing.unpack(qkv(hidden))
+    stacked = stacked.view(packing.batch, packing.length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    query, key, value = stacked[0], stacked[1], stacked[2]
     if first_only:
         query = query[:, :, :1]
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=packing.key_mask, scale=scale).transpose(1, 2)
@@ -281,18 +317,15 @@ def _packed_attention(
     return context.reshape(packing.batch * packing.length, heads * head_dim)[packing.index]
 
 
-def _block_output(adapter: ArchAdapter, layer: nn.Module, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """The rest of an encoder layer after attention: output projection, residual and LayerNorm,
-    feed-forward, residual and LayerNorm (position-wise, so packed rows work as they are)."""
-    return after_projection(adapter, layer, adapter.out_proj(layer)(context), residual)
-
-
-def after_projection(adapter: ArchAdapter, layer: nn.Module, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def after_projection(
+    adapter: ArchAdapter, layer: nn.Module, projected: torch.Tensor, residual: torch.Tensor, feedforward: Feedforward
+) -> torch.Tensor:
     """An encoder layer from its attention output projection's result ``projected`` on: residual
-    and LayerNorm, feed-forward, residual and LayerNorm (dropout is off in eval mode)."""
+    and LayerNorm, ``feedforward`` (the layer's), residual and LayerNorm (dropout is off in eval
+    mode; position-wise, so packed rows work as they are)."""
     if hasattr(layer, "sa_layer_norm"):
         attended = layer.sa_layer_norm(projected + residual)
-        return layer.output_layer_norm(layer.ffn(attended) + attended)
-    self_output = _get(layer, adapter.out_proj_path.rsplit(".", 1)[0])
-    attended = self_output.LayerNorm(self_output.dropout(projected) + residual)
-    return layer.output(layer.intermediate(attended), attended)
+    else:
+        self_output = _get(layer, adapter.out_proj_path.rsplit(".", 1)[0])
+        attended = self_output.LayerNorm(self_output.dropout(projected) + residual)
+    return adapter.ffn_norm(layer)(feedforward(attended) + attended)
