@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, ModelLoadError
+from .settings import env_switch
 from .sources import BUNDLED, DEMO_ALIASES, looks_like_path
 
 
@@ -25,8 +26,7 @@ class SourcePolicy:
 
     @classmethod
     def from_env(cls) -> SourcePolicy:
-        allow = os.environ.get("BHPVAS_ALLOW_HUB", "1").strip().lower() not in ("0", "false", "no", "off")
-        return cls(_roots("BHPVAS_MODEL_ROOTS"), allow, _roots("BHPVAS_DATA_ROOTS"))
+        return cls(_roots("BHPVAS_MODEL_ROOTS"), env_switch("BHPVAS_ALLOW_HUB"), _roots("BHPVAS_DATA_ROOTS"))
 
     def check_data(self, source: str, always_allowed: tuple[Path, ...] = ()) -> None:
         """Raise :class:`DataError` if this server may not read the data file ``source``.

@@ -16,10 +16,11 @@ CUDA has its own kernels.
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn.functional as F
+
+from .settings import env_switch
 
 BF16 = torch.bfloat16
 # (rows, inputs, outputs) of the self-check: a layer's q/k/v, output projection and feed-forward
@@ -64,9 +65,7 @@ def use_prepacked(precision: str, device: torch.device) -> bool:
     """Whether products of a model evaluated in ``precision`` on ``device`` are prepacked."""
     if precision != "bf16" or device.type != "cpu":
         return False
-    if os.environ.get("BHPVAS_PREPACK", "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return prepacking_works()
+    return env_switch("BHPVAS_PREPACK") and prepacking_works()
 
 
 class Product:
@@ -90,10 +89,6 @@ class Product:
     @classmethod
     def of(cls, linear: torch.nn.Linear, prepack: bool = False) -> Product:
         return cls(linear.weight, linear.bias, prepack)
-
-    @property
-    def out_features(self) -> int:
-        return self.weight.shape[0]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:

@@ -1,4 +1,4 @@
-"""Numbers read from environment variables, with one clear message for a bad value."""
+"""Numbers and on/off switches read from environment variables, with one clear message for a bad number."""
 
 from __future__ import annotations
 
@@ -20,3 +20,8 @@ def env_number(name: str, default: float, minimum: float = 0, integer: bool = Fa
     if value < minimum:
         raise BhpvasError(f"{name}={text!r} must be {kind} of at least {minimum:g}.")
     return value
+
+
+def env_switch(name: str) -> bool:
+    """``$name`` as an on/off switch, on unless set to ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
